@@ -1,0 +1,221 @@
+//! Wiring: builds the engine and its backends from `Config`, the axum `Router` (so tests can
+//! drive it without a socket), and `serve`, which takes its listener and shutdown signal as
+//! arguments so tests start servers on port 0.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::serve::ListenerExt;
+use axum::{Extension, Json};
+use serde_json::json;
+use tokio::net::TcpListener;
+
+use crate::auth::Principal;
+use crate::catalog::{Catalog, CatalogError};
+use crate::clock::{Clock, SystemClock};
+use crate::config::Config;
+use crate::engine::{Backends, Engine, EngineSettings};
+use crate::ops::origin::OriginPolicy;
+use crate::state::memory::{EventLogLimits, MemoryBus, MemoryEventLog, MemorySessionStore};
+use crate::transport::http::valid_endpoint_id;
+use crate::transport::http_error::HttpError;
+use crate::transport::{HttpSettings, HttpState, legacy_sse, plain_http, streamable_http};
+
+/// Builds the engine on the embedded (in-memory) backends.
+pub fn build_engine(config: &Config, clock: Arc<dyn Clock>) -> Result<Arc<Engine>, CatalogError> {
+    let catalog = Catalog::load(config.config_file.as_deref())?;
+    let backends = Backends {
+        sessions: Arc::new(MemorySessionStore::new(
+            config.session_ttl().as_millis() as u64,
+            clock.clone(),
+        )),
+        events: Arc::new(MemoryEventLog::new(EventLogLimits {
+            events_per_stream: config.replay_buffer_events,
+            streams_per_session: config.replay_buffer_streams,
+        })),
+        bus: Arc::new(MemoryBus::new()),
+        clock,
+    };
+    let settings = EngineSettings {
+        server_name: "mcp-daemon".into(),
+        server_version: env!("CARGO_PKG_VERSION").into(),
+        page_size: config.page_size,
+        client_request_timeout: Duration::from_secs(config.client_request_timeout_secs),
+    };
+    Ok(Engine::new(catalog, backends, settings))
+}
+
+pub fn http_state(config: &Config, engine: Arc<Engine>) -> HttpState {
+    let mut hosts = config.allowed_hosts.clone();
+    if !config.host.is_unspecified() && !config.host.is_loopback() {
+        hosts.push(config.host.to_string());
+    }
+    HttpState {
+        engine,
+        settings: Arc::new(HttpSettings {
+            max_body_bytes: config.max_body_bytes,
+            max_json_depth: config.max_json_depth,
+            sse_keepalive: Duration::from_secs(config.sse_keepalive_secs),
+            sse_retry_ms: config.sse_retry_ms,
+            origin_policy: OriginPolicy::new(&hosts, &config.allowed_origins),
+        }),
+        open_get_streams: Default::default(),
+    }
+}
+
+/// Everything a config produces, ready to serve.
+pub fn build(config: &Config) -> Result<HttpState, CatalogError> {
+    let engine = build_engine(config, Arc::new(SystemClock))?;
+    Ok(http_state(config, engine))
+}
+
+pub fn router(state: HttpState) -> Router {
+    let mcp = || {
+        get(streamable_http::mcp_get)
+            .post(streamable_http::mcp_post)
+            .delete(streamable_http::mcp_delete)
+    };
+    Router::new()
+        .route("/mcp", mcp())
+        .route("/{endpoint_id}/mcp", mcp())
+        .route("/sse", get(sse_root))
+        .route("/{endpoint_id}/sse", get(sse_endpoint))
+        .route("/messages", post(legacy_sse::messages_post))
+        .route("/messages/", post(legacy_sse::messages_post))
+        .route("/{endpoint_id}/messages", post(legacy_sse::messages_post))
+        .route("/http", post(plain_http::http_post))
+        .route("/{endpoint_id}/http", post(plain_http::http_post))
+        .route("/health", get(health))
+        .layer(middleware::from_fn(identify))
+        .layer(middleware::from_fn_with_state(state.clone(), guard))
+        .with_state(state)
+}
+
+/// Host/Origin validation, endpoint-id validation and CORS for every request.
+async fn guard(State(state): State<HttpState>, req: Request, next: Next) -> Response {
+    let headers = req.headers();
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| req.uri().host());
+    let origin = headers
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    if let Err(why) = state.settings.origin_policy.check(host, origin.as_deref()) {
+        tracing::warn!(reason = %why, "request refused");
+        return HttpError::forbidden(why).into_response();
+    }
+    let first_segment = req
+        .uri()
+        .path()
+        .trim_start_matches('/')
+        .split('/')
+        .next()
+        .unwrap_or("");
+    let known = ["mcp", "sse", "messages", "http", "health", ""];
+    if !known.contains(&first_segment) && !valid_endpoint_id(first_segment) {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    if req.method() == Method::OPTIONS {
+        let mut resp = StatusCode::NO_CONTENT.into_response();
+        cors(resp.headers_mut(), origin.as_deref());
+        return resp;
+    }
+    let mut resp = next.run(req).await;
+    cors(resp.headers_mut(), origin.as_deref());
+    resp
+}
+
+/// CORS for allowed browser origins: the MCP headers must be allowed in and
+/// `Mcp-Session-Id` exposed, or browser clients lose the session.
+fn cors(h: &mut HeaderMap, origin: Option<&str>) {
+    let Some(origin) = origin.and_then(|o| HeaderValue::from_str(o).ok()) else {
+        return;
+    };
+    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+    h.insert(header::VARY, HeaderValue::from_static("Origin"));
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("GET, POST, DELETE, OPTIONS"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("Content-Type, Accept, Authorization, Mcp-Session-Id, Mcp-Protocol-Version, Last-Event-ID"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static("Mcp-Session-Id, WWW-Authenticate"),
+    );
+}
+
+/// Attaches the caller's `Principal`. Authentication is not configured yet, so everyone is
+/// anonymous; the OAuth issue replaces this layer, not the handlers.
+async fn identify(mut req: Request, next: Next) -> Response {
+    req.extensions_mut().insert(Principal::anonymous());
+    next.run(req).await
+}
+
+async fn sse_root(
+    State(state): State<HttpState>,
+    Extension(p): Extension<Principal>,
+    headers: HeaderMap,
+) -> Result<Response, HttpError> {
+    legacy_sse::sse_get(state, p, headers, String::new()).await
+}
+
+async fn sse_endpoint(
+    State(state): State<HttpState>,
+    Extension(p): Extension<Principal>,
+    Path(endpoint_id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, HttpError> {
+    legacy_sse::sse_get(state, p, headers, format!("/{endpoint_id}")).await
+}
+
+async fn health(State(state): State<HttpState>) -> Result<Response, HttpError> {
+    let footprint = state.engine.footprint().await?;
+    Ok(
+        Json(json!({"status": "ok", "version": env!("CARGO_PKG_VERSION"), "footprint": footprint}))
+            .into_response(),
+    )
+}
+
+/// Sweeps expired sessions every `interval` until the process ends.
+pub fn spawn_reaper(engine: Arc<Engine>, interval: Duration) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(interval);
+        loop {
+            tick.tick().await;
+            match engine.reap_expired().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(expired = n, "expired sessions removed"),
+                Err(e) => tracing::warn!(error = %e, "session sweep failed"),
+            }
+        }
+    })
+}
+
+/// Serves HTTP on `listener` until `shutdown` resolves.
+pub async fn serve(
+    listener: TcpListener,
+    state: HttpState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    // Without TCP_NODELAY every small response waits for the peer's delayed ACK (~40 ms).
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "could not set TCP_NODELAY");
+        }
+    });
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

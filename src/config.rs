@@ -1,0 +1,216 @@
+//! Configuration from flags and environment variables (every setting has both, and a default).
+//! `Config::validate` refuses combinations that cannot work; `Config::for_test` is what tests
+//! start servers with.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TransportMode {
+    /// Serve HTTP: streamable HTTP (/mcp), legacy HTTP+SSE (/sse), plain HTTP (/http).
+    Http,
+    /// Same as `http` (the Python daemon's name for its HTTP mode); kept so its configs work.
+    Sse,
+    /// Newline-delimited JSON-RPC on stdin/stdout; logs on stderr.
+    Stdio,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Clone, Subcommand, PartialEq, Eq)]
+pub enum Command {
+    /// Print the effective configuration (secrets masked) and the catalog it loads, then exit.
+    CheckConfig,
+}
+
+/// mcp-daemon: a Model Context Protocol server.
+#[derive(Debug, Clone, Parser, Serialize)]
+#[command(name = "mcp-daemon", version, about)]
+pub struct Config {
+    #[command(subcommand)]
+    #[serde(skip)]
+    pub command: Option<Command>,
+
+    /// Transport to serve.
+    #[arg(long, env = "MCP_TRANSPORT", value_enum, default_value = "http")]
+    pub transport: TransportMode,
+
+    /// Address to listen on. Loopback by default; set 0.0.0.0 only behind a proxy or with auth.
+    #[arg(long, env = "HOST", default_value = "127.0.0.1")]
+    pub host: IpAddr,
+
+    /// TCP port (0 picks a free one).
+    #[arg(long, env = "PORT", default_value_t = 8000)]
+    pub port: u16,
+
+    /// MCP config file (the Python daemon's JSON format). Default: the embedded demo config.
+    #[arg(long = "config", env = "MCP_CONFIG_FILE")]
+    pub config_file: Option<PathBuf>,
+
+    /// Seconds of inactivity after which a session expires.
+    #[arg(long, env = "SESSION_TTL_SECS", default_value_t = 3600)]
+    pub session_ttl_secs: u64,
+
+    /// How often expired sessions are swept, in seconds.
+    #[arg(long, env = "SESSION_REAP_INTERVAL_SECS", default_value_t = 30)]
+    pub session_reap_interval_secs: u64,
+
+    /// Largest accepted request body in bytes (larger: 413).
+    #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 4 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+
+    /// Deepest accepted JSON nesting (deeper: -32700).
+    #[arg(long, env = "MAX_JSON_DEPTH", default_value_t = 64)]
+    pub max_json_depth: usize,
+
+    /// Host names accepted in the Host header, comma-separated; `*` accepts any. Loopback names
+    /// (localhost, 127.0.0.1, [::1]) are always accepted.
+    #[arg(long, env = "ALLOWED_HOSTS", value_delimiter = ',')]
+    pub allowed_hosts: Vec<String>,
+
+    /// Browser origins accepted in the Origin header, comma-separated (e.g.
+    /// https://app.example.com); origins on an allowed host are accepted too.
+    #[arg(long, env = "ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+
+    /// Seconds between SSE keep-alive comments.
+    #[arg(long, env = "SSE_KEEPALIVE_SECS", default_value_t = 15)]
+    pub sse_keepalive_secs: u64,
+
+    /// Reconnect delay (ms) sent to clients in the SSE `retry:` field.
+    #[arg(long, env = "SSE_RETRY_MS", default_value_t = 1000)]
+    pub sse_retry_ms: u64,
+
+    /// Events kept per SSE stream for Last-Event-ID replay.
+    #[arg(long, env = "REPLAY_BUFFER_EVENTS", default_value_t = 1000)]
+    pub replay_buffer_events: usize,
+
+    /// SSE streams kept per session for replay.
+    #[arg(long, env = "REPLAY_BUFFER_STREAMS", default_value_t = 32)]
+    pub replay_buffer_streams: usize,
+
+    /// Seconds a function waits for the client to answer sampling/elicitation/roots.
+    #[arg(long, env = "CLIENT_REQUEST_TIMEOUT_SECS", default_value_t = 60)]
+    pub client_request_timeout_secs: u64,
+
+    /// Items per page of tools/list, resources/list, prompts/list.
+    #[arg(long, env = "PAGE_SIZE", default_value_t = 100)]
+    pub page_size: usize,
+
+    /// Log format on stderr.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "human")]
+    pub log_format: LogFormat,
+
+    /// Log filter (tracing EnvFilter syntax, e.g. `info` or `mcp_daemon=debug`).
+    #[arg(long, env = "LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("{0} must be greater than 0")]
+    Zero(&'static str),
+    #[error("max_json_depth must be between 2 and 1024, got {0}")]
+    Depth(usize),
+}
+
+impl Config {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let positive = [
+            ("session_ttl_secs", self.session_ttl_secs),
+            (
+                "session_reap_interval_secs",
+                self.session_reap_interval_secs,
+            ),
+            ("max_body_bytes", self.max_body_bytes as u64),
+            ("sse_keepalive_secs", self.sse_keepalive_secs),
+            ("replay_buffer_events", self.replay_buffer_events as u64),
+            ("replay_buffer_streams", self.replay_buffer_streams as u64),
+            (
+                "client_request_timeout_secs",
+                self.client_request_timeout_secs,
+            ),
+            ("page_size", self.page_size as u64),
+        ];
+        if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
+            return Err(ConfigError::Zero(name));
+        }
+        if !(2..=1024).contains(&self.max_json_depth) {
+            return Err(ConfigError::Depth(self.max_json_depth));
+        }
+        Ok(())
+    }
+
+    /// A config for tests: loopback, port 0, the embedded demo catalog, quiet.
+    pub fn for_test() -> Self {
+        // Parsing an empty command line yields every documented default.
+        let mut c = Config::parse_from(["mcp-daemon"]);
+        c.port = 0;
+        c.host = IpAddr::from([127, 0, 0, 1]);
+        c.config_file = None;
+        c.allowed_hosts = Vec::new();
+        c.allowed_origins = Vec::new();
+        c.log_level = "warn".into();
+        c
+    }
+
+    pub fn session_ttl(&self) -> Duration {
+        Duration::from_secs(self.session_ttl_secs)
+    }
+
+    /// The effective configuration as JSON for `check-config`. No setting here is a secret yet;
+    /// secret settings (JWT keys, admin tokens) are masked by `#[serde(serialize_with)]`.
+    pub fn effective(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_secure_and_valid() {
+        let c = Config::parse_from(["mcp-daemon"]);
+        assert_eq!(c.host, IpAddr::from([127, 0, 0, 1]));
+        assert_eq!(c.port, 8000);
+        assert_eq!(c.session_ttl_secs, 3600);
+        assert_eq!(c.transport, TransportMode::Http);
+        assert!(c.validate().is_ok());
+    }
+
+    #[test]
+    fn flags_parse_and_validation_refuses_zeroes() {
+        let c = Config::parse_from([
+            "mcp-daemon",
+            "--transport",
+            "stdio",
+            "--allowed-hosts",
+            "a.example,b.example",
+        ]);
+        assert_eq!(c.transport, TransportMode::Stdio);
+        assert_eq!(c.allowed_hosts, vec!["a.example", "b.example"]);
+        let mut c = Config::for_test();
+        c.page_size = 0;
+        assert_eq!(c.validate(), Err(ConfigError::Zero("page_size")));
+        c.page_size = 1;
+        c.max_json_depth = 1;
+        assert_eq!(c.validate(), Err(ConfigError::Depth(1)));
+    }
+
+    #[test]
+    fn check_config_subcommand_parses() {
+        let c = Config::parse_from(["mcp-daemon", "check-config"]);
+        assert_eq!(c.command, Some(Command::CheckConfig));
+    }
+}

@@ -1,0 +1,350 @@
+//! MCP semantics, free of any transport: `initialize` negotiation, method dispatch, tools,
+//! resources, prompts, completion, logging, cancellation and server-to-client requests.
+//! Transports hand it parsed messages plus who is calling and which session; it hands back
+//! responses and pushes related messages into the request's outgoing channel.
+
+mod completion;
+mod lifecycle;
+mod notifications;
+mod pagination;
+mod peer;
+mod prompts;
+mod registry;
+mod resources;
+mod tools;
+pub mod topics;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub use lifecycle::Negotiated;
+
+use crate::auth::Principal;
+use crate::catalog::{Catalog, CatalogHandle};
+use crate::clock::Clock;
+use crate::protocol::{Notification, Request, RequestId, Response, RpcError, codes};
+use crate::runtime::Ctx;
+use crate::state::{Bus, EventLog, LogLevel, SessionId, SessionRecord, SessionStore, StateError};
+use peer::RequestPeer;
+use registry::{Inflight, PendingClientRequests};
+
+/// Server identity and limits the engine needs.
+#[derive(Debug, Clone)]
+pub struct EngineSettings {
+    pub server_name: String,
+    pub server_version: String,
+    /// Items per page of `*/list` results.
+    pub page_size: usize,
+    /// How long a function waits for the client to answer a server-to-client request.
+    pub client_request_timeout: Duration,
+}
+
+/// The backends the engine reads and writes.
+#[derive(Clone)]
+pub struct Backends {
+    pub sessions: Arc<dyn SessionStore>,
+    pub events: Arc<dyn EventLog>,
+    pub bus: Arc<dyn Bus>,
+    pub clock: Arc<dyn Clock>,
+}
+
+/// Everything a request carries besides its message.
+pub struct Call {
+    pub principal: Principal,
+    /// The session the request belongs to (loaded and owner-checked by the transport).
+    pub session: Option<SessionRecord>,
+    /// Where related notifications and server-to-client requests go; `None` when the
+    /// transport cannot carry them.
+    pub out: Option<mpsc::Sender<Value>>,
+}
+
+/// Counts of everything the engine holds per session, for health output and leak tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Footprint {
+    pub sessions: usize,
+    pub event_streams: usize,
+    pub buffered_events: usize,
+    pub buffered_bytes: usize,
+    pub running_requests: usize,
+    pub pending_client_requests: usize,
+    pub notification_pumps: usize,
+    pub bus_topics: usize,
+}
+
+pub struct Engine {
+    catalog: CatalogHandle,
+    pub backends: Backends,
+    settings: EngineSettings,
+    inflight: Inflight,
+    pending: Arc<PendingClientRequests>,
+    /// Per-session tasks that turn bus events into the session's notifications.
+    pumps: Mutex<HashMap<SessionId, JoinHandle<()>>>,
+    id_prefix: Arc<str>,
+}
+
+impl Engine {
+    pub fn new(catalog: Catalog, backends: Backends, settings: EngineSettings) -> Arc<Self> {
+        let prefix: u32 = rand::random();
+        Arc::new(Self {
+            catalog: CatalogHandle::new(catalog),
+            backends,
+            settings,
+            inflight: Inflight::default(),
+            pending: Arc::new(PendingClientRequests::default()),
+            pumps: Mutex::new(HashMap::new()),
+            id_prefix: format!("srv{prefix:08x}").into(),
+        })
+    }
+
+    pub fn settings(&self) -> &EngineSettings {
+        &self.settings
+    }
+
+    pub fn catalog(&self) -> Arc<Catalog> {
+        self.catalog.snapshot()
+    }
+
+    /// Swaps in a new catalog and tells every session which lists changed.
+    pub async fn replace_catalog(&self, next: Catalog) {
+        let changes = self.catalog.replace(next);
+        for (changed, kind) in [
+            (changes.tools, "tools_changed"),
+            (changes.resources, "resources_changed"),
+            (changes.prompts, "prompts_changed"),
+        ] {
+            if changed
+                && let Err(e) = self
+                    .backends
+                    .bus
+                    .publish(topics::CATALOG, json!({"type": kind}))
+                    .await
+            {
+                tracing::warn!(error = %e, "could not publish a catalog change");
+            }
+        }
+    }
+
+    /// Answers one request. `None` when the request was cancelled: the spec says a cancelled
+    /// request gets no response.
+    pub async fn handle_request(&self, call: Call, req: Request) -> Option<Response> {
+        let guard = call
+            .session
+            .as_ref()
+            .map(|s| self.inflight.start(&s.id, &req.id));
+        let cancel = guard.as_ref().map(|g| g.token.clone()).unwrap_or_default();
+        let id = req.id.clone();
+        let outcome = tokio::select! {
+            r = self.dispatch(&call, &req, &cancel) => r,
+            _ = cancel.cancelled() => return None,
+        };
+        drop(guard);
+        Some(match outcome {
+            Ok(result) => Response::ok(id, result),
+            Err(e) => Response::err(Some(id), e),
+        })
+    }
+
+    async fn dispatch(
+        &self,
+        call: &Call,
+        req: &Request,
+        cancel: &CancellationToken,
+    ) -> Result<Value, RpcError> {
+        let params = req.params.clone().unwrap_or_else(|| json!({}));
+        let catalog = self.catalog();
+        match req.method.as_str() {
+            "ping" => Ok(json!({})),
+            "initialize" => match &call.session {
+                Some(_) => Err(RpcError::invalid_request(
+                    "Invalid Request: session is already initialized",
+                )),
+                None => Ok(self.negotiate(&params)?.result),
+            },
+            "tools/list" => tools::list(
+                &catalog,
+                &params,
+                self.settings.page_size,
+                self.version(call),
+            ),
+            "tools/call" => tools::call(self, &catalog, call, req, &params, cancel).await,
+            "resources/list" => resources::list(&catalog, &params, self.settings.page_size),
+            "resources/templates/list" => {
+                resources::list_templates(&catalog, &params, self.settings.page_size)
+            }
+            "resources/read" => resources::read(self, &catalog, call, req, &params, cancel).await,
+            "resources/subscribe" => self.subscribe(call, &catalog, &params, true).await,
+            "resources/unsubscribe" => self.subscribe(call, &catalog, &params, false).await,
+            "prompts/list" => prompts::list(&catalog, &params, self.settings.page_size),
+            "prompts/get" => prompts::get(self, &catalog, call, req, &params, cancel).await,
+            "completion/complete" => completion::complete(&catalog, &params),
+            "logging/setLevel" => self.set_level(call, &params).await,
+            other => Err(RpcError::method_not_found(other)),
+        }
+    }
+
+    fn version(&self, call: &Call) -> Option<crate::protocol::ProtocolVersion> {
+        call.session.as_ref().and_then(|s| s.protocol_version)
+    }
+
+    /// Builds the context a function runs with.
+    fn ctx(
+        &self,
+        call: &Call,
+        req: &Request,
+        cancel: &CancellationToken,
+        entry: &str,
+        setting: &Value,
+    ) -> Arc<Ctx> {
+        let peer = RequestPeer {
+            session: call.session.clone(),
+            out: call.out.clone(),
+            pending: self.pending.clone(),
+            bus: self.backends.bus.clone(),
+            timeout: self.settings.client_request_timeout,
+            id_prefix: self.id_prefix.clone(),
+        };
+        let ctx = Ctx::new(
+            call.session.as_ref().map(|s| s.id.clone()),
+            call.principal.clone(),
+            cancel.clone(),
+            req.progress_token(),
+            call.session.as_ref().and_then(|s| s.log_level),
+            Arc::new(peer),
+        );
+        Arc::new(ctx.for_entry(entry, setting.clone()))
+    }
+
+    async fn set_level(&self, call: &Call, params: &Value) -> Result<Value, RpcError> {
+        let level = params
+            .get("level")
+            .and_then(Value::as_str)
+            .and_then(LogLevel::parse)
+            .ok_or_else(|| RpcError::invalid_params("Invalid params: 'level' must be one of debug, info, notice, warning, error, critical, alert, emergency"))?;
+        let mut session = call.session.clone().ok_or_else(requires_session)?;
+        session.log_level = Some(level);
+        self.save(&session).await?;
+        Ok(json!({}))
+    }
+
+    async fn subscribe(
+        &self,
+        call: &Call,
+        catalog: &Catalog,
+        params: &Value,
+        on: bool,
+    ) -> Result<Value, RpcError> {
+        let uri = params
+            .get("uri")
+            .and_then(Value::as_str)
+            .ok_or_else(|| RpcError::invalid_params("Invalid params: 'uri' must be a string"))?;
+        if catalog.resource(uri).is_none() && catalog.match_template(uri).is_none() {
+            return Err(resources::not_found(uri));
+        }
+        let mut session = call.session.clone().ok_or_else(requires_session)?;
+        if on {
+            session.subscriptions.insert(uri.to_string());
+        } else {
+            session.subscriptions.remove(uri);
+        }
+        self.save(&session).await?;
+        Ok(json!({}))
+    }
+
+    async fn save(&self, session: &SessionRecord) -> Result<(), RpcError> {
+        match self.backends.sessions.update(session).await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(RpcError::new(codes::SESSION_NOT_FOUND, "Session not found")),
+            Err(e) => Err(state_error(e)),
+        }
+    }
+
+    /// Handles a notification from the client.
+    pub fn handle_notification(&self, session: Option<&SessionRecord>, n: &Notification) {
+        match n.method.as_str() {
+            "notifications/cancelled" => {
+                let id = n.params.as_ref().and_then(|p| p.get("requestId")).cloned();
+                if let (Some(s), Some(Ok(id))) =
+                    (session, id.map(serde_json::from_value::<RequestId>))
+                {
+                    if self.inflight.cancel(&s.id, &id) {
+                        tracing::debug!(session = %s.id, request = %id, "request cancelled by the client");
+                    }
+                }
+            }
+            // initialized, roots/list_changed, progress: nothing to do on this side.
+            _ => {}
+        }
+    }
+
+    /// Delivers a client's response to a server-to-client request of the same session.
+    pub fn handle_response(&self, session: &SessionId, response: Response) {
+        let Some(id) = response.id.clone() else {
+            return;
+        };
+        if !self.pending.resolve(session, &id, response.outcome) {
+            tracing::debug!(session = %session, request = %id, "response to no pending request ignored");
+        }
+    }
+
+    /// Ends a session everywhere on this node: stored record, replay buffers, running calls,
+    /// waits for the client, notification pump.
+    pub async fn end_session(&self, id: &SessionId) -> Result<bool, StateError> {
+        let existed = self.backends.sessions.delete(id).await?;
+        self.release_session(id).await;
+        Ok(existed)
+    }
+
+    /// Frees what hangs off a session that is already gone from the store.
+    async fn release_session(&self, id: &SessionId) {
+        self.inflight.cancel_session(id);
+        self.pending.drop_session(id);
+        if let Some(pump) = self.pumps.lock().remove(id) {
+            pump.abort();
+        }
+        if let Err(e) = self.backends.events.remove_session(id).await {
+            tracing::warn!(session = %id, error = %e, "could not drop replay buffers");
+        }
+    }
+
+    /// Removes expired sessions and everything they held; returns how many.
+    pub async fn reap_expired(&self) -> Result<usize, StateError> {
+        let expired = self.backends.sessions.purge_expired().await?;
+        for id in &expired {
+            self.release_session(id).await;
+        }
+        Ok(expired.len())
+    }
+
+    pub async fn footprint(&self) -> Result<Footprint, StateError> {
+        let (event_streams, buffered_events, buffered_bytes) = self.backends.events.footprint();
+        Ok(Footprint {
+            sessions: self.backends.sessions.len().await?,
+            event_streams,
+            buffered_events,
+            buffered_bytes,
+            running_requests: self.inflight.len(),
+            pending_client_requests: self.pending.len(),
+            notification_pumps: self.pumps.lock().len(),
+            bus_topics: self.backends.bus.topic_count(),
+        })
+    }
+}
+
+fn requires_session() -> RpcError {
+    RpcError::invalid_request(
+        "Invalid Request: this method needs a session (use /mcp, /sse or stdio)",
+    )
+}
+
+/// A backend failure as a JSON-RPC error: no internals, the source goes to the log.
+pub fn state_error(e: StateError) -> RpcError {
+    tracing::error!(error = %e, "state backend failed");
+    RpcError::internal("Internal error: session state is unavailable")
+}

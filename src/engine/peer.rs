@@ -1,0 +1,94 @@
+//! The engine's `Peer`: how a running function's progress, logs and client requests reach the
+//! stream of the request that started it.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use super::registry::PendingClientRequests;
+use super::topics;
+use crate::protocol::{Message, RequestId};
+use crate::runtime::{ClientRequestError, Peer};
+use crate::state::{Bus, SessionRecord};
+
+/// Ids of server-to-client requests: a per-process random prefix plus a counter, so they are
+/// unique within every session even across restarts.
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+pub struct RequestPeer {
+    pub session: Option<SessionRecord>,
+    /// The request's outgoing stream; `None` on transports with no way back (plain HTTP).
+    pub out: Option<mpsc::Sender<Value>>,
+    pub pending: Arc<PendingClientRequests>,
+    pub bus: Arc<dyn Bus>,
+    pub timeout: Duration,
+    pub id_prefix: Arc<str>,
+}
+
+#[async_trait]
+impl Peer for RequestPeer {
+    async fn notify(&self, method: &str, params: Value) {
+        if let Some(out) = &self.out {
+            // A closed stream means the transport is gone; the function keeps running.
+            let _ = out.send(Message::notification_value(method, params)).await;
+        }
+    }
+
+    async fn request(&self, method: &str, params: Value) -> Result<Value, ClientRequestError> {
+        let (Some(out), Some(session)) = (&self.out, &self.session) else {
+            return Err(ClientRequestError::NoBackChannel);
+        };
+        let id = RequestId::Str(format!(
+            "{}-{}",
+            self.id_prefix,
+            NEXT_ID.fetch_add(1, Ordering::Relaxed)
+        ));
+        let reply = self.pending.register(&session.id, &id);
+        if out
+            .send(Message::request_value(&id, method, params))
+            .await
+            .is_err()
+        {
+            self.pending.forget(&session.id, &id);
+            return Err(ClientRequestError::NoBackChannel);
+        }
+        match tokio::time::timeout(self.timeout, reply).await {
+            Ok(Ok(Ok(result))) => Ok(result),
+            Ok(Ok(Err(error))) => Err(ClientRequestError::Rejected {
+                method: method.to_string(),
+                error,
+            }),
+            Ok(Err(_)) => Err(ClientRequestError::SessionGone),
+            Err(_) => {
+                self.pending.forget(&session.id, &id);
+                Err(ClientRequestError::Timeout {
+                    method: method.to_string(),
+                    timeout: self.timeout,
+                })
+            }
+        }
+    }
+
+    fn client_supports(&self, capability: &str) -> bool {
+        self.session
+            .as_ref()
+            .is_some_and(|s| s.client_supports(capability))
+    }
+
+    async fn resource_updated(&self, uri: &str) {
+        if let Err(e) = self
+            .bus
+            .publish(
+                topics::CATALOG,
+                json!({"type": "resource_updated", "uri": uri}),
+            )
+            .await
+        {
+            tracing::warn!(error = %e, "could not publish a resource update");
+        }
+    }
+}

@@ -1,0 +1,226 @@
+//! The contract every state backend must meet. Each implementation's tests call these
+//! functions; the Redis backend will run the very same suite against a real server.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use serde_json::json;
+
+use super::memory::{EventLogLimits, MemoryBus, MemoryEventLog, MemorySessionStore};
+use super::*;
+use crate::clock::ManualClock;
+
+pub async fn session_store_contract(store: &dyn SessionStore, clock: &ManualClock, ttl_ms: u64) {
+    let rec = SessionRecord::new("alice", TransportKind::StreamableHttp, clock.now_ms());
+    let id = rec.id.clone();
+    store.create(rec.clone()).await.unwrap();
+    assert_eq!(store.get(&id).await.unwrap().unwrap().subject, "alice");
+    assert!(
+        store.get(&SessionId::random()).await.unwrap().is_none(),
+        "missing is Ok(None)"
+    );
+
+    let mut changed = store.get(&id).await.unwrap().unwrap();
+    changed.log_level = Some(LogLevel::Warning);
+    changed.subscriptions.insert("test://x".into());
+    assert!(store.update(&changed).await.unwrap());
+    let back = store.peek(&id).await.unwrap().unwrap();
+    assert_eq!(back.log_level, Some(LogLevel::Warning));
+    assert!(back.subscriptions.contains("test://x"));
+
+    // Sliding TTL: activity renews, idleness expires.
+    clock.advance_ms(ttl_ms - 1);
+    assert!(
+        store.get(&id).await.unwrap().is_some(),
+        "get renews the TTL"
+    );
+    clock.advance_ms(ttl_ms - 1);
+    assert!(
+        store.peek(&id).await.unwrap().is_some(),
+        "still inside the renewed TTL"
+    );
+    clock.advance_ms(2);
+    assert!(
+        store.get(&id).await.unwrap().is_none(),
+        "expired after idling a whole TTL"
+    );
+    assert!(
+        !store.update(&changed).await.unwrap(),
+        "an expired session cannot be updated"
+    );
+    let purged = store.purge_expired().await.unwrap();
+    assert!(purged.is_empty() || purged == vec![id.clone()]);
+    assert_eq!(store.len().await.unwrap(), 0);
+
+    let rec = SessionRecord::new("bob", TransportKind::Stdio, clock.now_ms());
+    let id = rec.id.clone();
+    store.create(rec).await.unwrap();
+    assert!(store.delete(&id).await.unwrap());
+    assert!(!store.delete(&id).await.unwrap(), "delete is idempotent");
+    assert!(store.get(&id).await.unwrap().is_none());
+}
+
+pub async fn event_log_contract(log: &dyn EventLog) {
+    let s1 = SessionId::random();
+    let a = StreamKey::new(&s1, "pa");
+    let b = StreamKey::new(&s1, "pb");
+    assert!(
+        log.subscribe(&a, ReplayFrom::Start)
+            .await
+            .unwrap()
+            .is_none(),
+        "unknown stream is Ok(None)"
+    );
+    assert_eq!(
+        log.append(&a, "lost".into(), false).await.unwrap(),
+        None,
+        "unopened streams take nothing"
+    );
+
+    log.open(&a).await.unwrap();
+    log.open(&b).await.unwrap();
+    log.open(&a).await.unwrap();
+    assert_eq!(log.append(&a, "one".into(), false).await.unwrap(), Some(1));
+    assert_eq!(
+        log.append(&b, "other".into(), false).await.unwrap(),
+        Some(1)
+    );
+    assert_eq!(log.append(&a, "two".into(), false).await.unwrap(), Some(2));
+
+    // A live reader sees only what comes after it subscribed.
+    let mut live_b = log.subscribe(&b, ReplayFrom::Live).await.unwrap().unwrap();
+    log.append(&b, "fresh".into(), false).await.unwrap();
+    assert_eq!(&*live_b.next().await.unwrap().data, "fresh");
+
+    // Replay after an id gives only later events of that stream.
+    let mut sub = log
+        .subscribe(&a, ReplayFrom::After(1))
+        .await
+        .unwrap()
+        .unwrap();
+    let ev = sub.next().await.unwrap();
+    assert_eq!((ev.seq, &*ev.data), (2, "two"));
+
+    // Live: an append after subscribing arrives; the last event ends the subscription.
+    let writer = async {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        log.append(&a, "three".into(), true).await.unwrap();
+    };
+    let reader = async {
+        let ev = sub.next().await.unwrap();
+        assert_eq!(&*ev.data, "three");
+        assert!(ev.last);
+        assert!(
+            sub.next().await.is_none(),
+            "stream ends after its last event"
+        );
+    };
+    tokio::join!(writer, reader);
+
+    // Another session's stream with the same name is a different stream.
+    let s2 = SessionId::random();
+    assert!(
+        log.subscribe(&StreamKey::new(&s2, "pa"), ReplayFrom::Start)
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // Removing the session ends live subscribers and frees the buffers for good.
+    log.remove_session(&s1).await.unwrap();
+    assert!(
+        tokio::time::timeout(Duration::from_secs(1), live_b.next())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        log.subscribe(&a, ReplayFrom::Start)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        log.append(&a, "late".into(), false).await.unwrap(),
+        None,
+        "no resurrection"
+    );
+    assert_eq!(log.footprint(), (0, 0, 0));
+}
+
+pub async fn bus_contract(bus: &dyn Bus) {
+    bus.publish("t", json!(0)).await.unwrap(); // nobody listens: dropped, not an error
+    let mut s1 = bus.subscribe("t").await.unwrap();
+    let mut s2 = bus.subscribe("t").await.unwrap();
+    let mut other = bus.subscribe("u").await.unwrap();
+    bus.publish("t", json!({"n": 1})).await.unwrap();
+    assert_eq!(s1.next().await.unwrap(), json!({"n": 1}));
+    assert_eq!(s2.next().await.unwrap(), json!({"n": 1}));
+    assert!(
+        tokio::time::timeout(Duration::from_millis(50), other.next())
+            .await
+            .is_err()
+    );
+    drop((s1, s2, other));
+    bus.publish("t", json!(2)).await.unwrap();
+    assert_eq!(
+        bus.topic_count(),
+        0,
+        "topics without subscribers are forgotten"
+    );
+}
+
+#[tokio::test]
+async fn memory_session_store_meets_the_contract() {
+    let clock = Arc::new(ManualClock::new(1_000_000));
+    let store = MemorySessionStore::new(60_000, clock.clone());
+    session_store_contract(&store, &clock, 60_000).await;
+}
+
+#[tokio::test]
+async fn memory_event_log_meets_the_contract() {
+    event_log_contract(&MemoryEventLog::new(EventLogLimits::default())).await;
+}
+
+#[tokio::test]
+async fn memory_bus_meets_the_contract() {
+    bus_contract(&MemoryBus::new()).await;
+}
+
+#[tokio::test]
+async fn memory_event_log_caps_events_and_streams() {
+    let log = MemoryEventLog::new(EventLogLimits {
+        events_per_stream: 3,
+        streams_per_session: 2,
+    });
+    let s = SessionId::random();
+    let a = StreamKey::new(&s, "pa");
+    log.open(&a).await.unwrap();
+    for i in 0..10 {
+        log.append(&a, format!("{i}").into(), false).await.unwrap();
+    }
+    let (_, events, _) = log.footprint();
+    assert_eq!(events, 3);
+    let mut sub = log.subscribe(&a, ReplayFrom::Start).await.unwrap().unwrap();
+    assert_eq!(
+        sub.next().await.unwrap().seq,
+        8,
+        "oldest events were dropped"
+    );
+
+    for (name, last) in [("pb", true), ("pc", false)] {
+        let k = StreamKey::new(&s, name);
+        log.open(&k).await.unwrap();
+        log.append(&k, "x".into(), last).await.unwrap();
+    }
+    let (streams, _, _) = log.footprint();
+    assert_eq!(streams, 2);
+    assert!(
+        log.subscribe(&StreamKey::new(&s, "pb"), ReplayFrom::Start)
+            .await
+            .unwrap()
+            .is_none(),
+        "finished stream evicted first"
+    );
+}

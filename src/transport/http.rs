@@ -1,0 +1,185 @@
+//! Helpers shared by the HTTP transports: bounded body reading, header checks, session loading
+//! with owner binding, JSON responses.
+
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::Value;
+
+use super::HttpState;
+use super::http_error::HttpError;
+use crate::auth::Principal;
+use crate::protocol::ProtocolVersion;
+use crate::state::{SessionId, SessionRecord};
+
+pub const SESSION_HEADER: &str = "mcp-session-id";
+pub const VERSION_HEADER: &str = "mcp-protocol-version";
+pub const LAST_EVENT_ID: &str = "last-event-id";
+
+/// Reads the whole body, refusing more than the configured limit with 413.
+pub async fn read_body(
+    state: &HttpState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Bytes, HttpError> {
+    let limit = state.settings.max_body_bytes;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(HttpError::too_large(limit));
+    }
+    axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| HttpError::too_large(limit))
+}
+
+/// POST bodies must be JSON (415 otherwise).
+pub fn require_json(headers: &HeaderMap) -> Result<(), HttpError> {
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if ct
+        .split(';')
+        .next()
+        .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+    {
+        Ok(())
+    } else {
+        Err(HttpError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            crate::protocol::codes::SERVER_ERROR,
+            "Unsupported Media Type: Content-Type must be application/json",
+        ))
+    }
+}
+
+/// Whether `Accept` admits `mime` (a missing header or `*/*` admits everything).
+pub fn accepts(headers: &HeaderMap, mime: &str) -> bool {
+    let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
+        return true;
+    };
+    let (kind, _) = mime.split_once('/').unwrap_or((mime, ""));
+    accept
+        .split(',')
+        .map(|p| p.split(';').next().unwrap_or("").trim())
+        .any(|m| {
+            m.eq_ignore_ascii_case(mime)
+                || m == "*/*"
+                || m.eq_ignore_ascii_case(&format!("{kind}/*"))
+        })
+}
+
+pub fn not_acceptable(what: &str) -> HttpError {
+    HttpError::new(
+        StatusCode::NOT_ACCEPTABLE,
+        crate::protocol::codes::SERVER_ERROR,
+        format!("Not Acceptable: the client must accept {what}"),
+    )
+}
+
+pub fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Loads the session named by `Mcp-Session-Id` (sliding its TTL). Missing header: 400. Unknown,
+/// expired, malformed or owned by someone else: 404, indistinguishable on purpose.
+pub async fn load_session(
+    state: &HttpState,
+    headers: &HeaderMap,
+    principal: &Principal,
+) -> Result<SessionRecord, HttpError> {
+    let raw = header_str(headers, SESSION_HEADER)
+        .ok_or_else(|| HttpError::bad_request("Mcp-Session-Id header is required"))?;
+    find_session(state, raw, principal).await
+}
+
+pub async fn find_session(
+    state: &HttpState,
+    raw: &str,
+    principal: &Principal,
+) -> Result<SessionRecord, HttpError> {
+    let id = SessionId::parse(raw).ok_or_else(HttpError::session_not_found)?;
+    match state.engine.backends.sessions.get(&id).await? {
+        Some(s) if s.subject == principal.subject => Ok(s),
+        _ => Err(HttpError::session_not_found()),
+    }
+}
+
+/// `MCP-Protocol-Version` on a session request: unsupported -> 400; a supported version other
+/// than the negotiated one -> 400. Absent: the negotiated version applies.
+pub fn check_version_header(headers: &HeaderMap, session: &SessionRecord) -> Result<(), HttpError> {
+    let Some(raw) = header_str(headers, VERSION_HEADER) else {
+        return Ok(());
+    };
+    let Some(v) = ProtocolVersion::parse(raw) else {
+        return Err(HttpError::bad_request(format!(
+            "Unsupported protocol version '{raw}' (supported: {})",
+            ProtocolVersion::supported_strings().join(", ")
+        )));
+    };
+    match session.protocol_version {
+        Some(negotiated) if negotiated != v => Err(HttpError::bad_request(format!(
+            "MCP-Protocol-Version '{raw}' does not match the negotiated version {negotiated}"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+pub fn json_response(value: &Value, session: Option<&SessionId>) -> Response {
+    let mut resp = (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        value.to_string(),
+    )
+        .into_response();
+    if let Some(id) = session
+        && let Ok(v) = HeaderValue::from_str(id.as_str())
+    {
+        resp.headers_mut().insert(SESSION_HEADER, v);
+    }
+    resp
+}
+
+pub fn accepted() -> Response {
+    StatusCode::ACCEPTED.into_response()
+}
+
+/// Endpoint ids in URL paths (`/{endpoint_id}/mcp`): 1..=64 of `[A-Za-z0-9_-]`.
+pub fn valid_endpoint_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accept_header_matching() {
+        let mut h = HeaderMap::new();
+        assert!(accepts(&h, "text/event-stream"));
+        h.insert(
+            header::ACCEPT,
+            HeaderValue::from_static("application/json, text/event-stream"),
+        );
+        assert!(accepts(&h, "text/event-stream") && accepts(&h, "application/json"));
+        h.insert(header::ACCEPT, HeaderValue::from_static("text/*;q=0.9"));
+        assert!(accepts(&h, "text/event-stream"));
+        assert!(!accepts(&h, "application/json"));
+        h.insert(header::ACCEPT, HeaderValue::from_static("*/*"));
+        assert!(accepts(&h, "application/json"));
+    }
+
+    #[test]
+    fn endpoint_ids() {
+        assert!(valid_endpoint_id("team-a_1"));
+        assert!(!valid_endpoint_id(""));
+        assert!(!valid_endpoint_id("a.b"));
+        assert!(!valid_endpoint_id(&"x".repeat(65)));
+    }
+}

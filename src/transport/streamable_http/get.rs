@@ -1,0 +1,105 @@
+//! GET: the session's own stream for server-initiated messages, or — with `Last-Event-ID` —
+//! the resumption of the stream that event came from (its replay, then its live tail).
+
+use std::sync::Arc;
+
+use axum::Extension;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use parking_lot::Mutex;
+use std::collections::HashSet;
+
+use crate::auth::Principal;
+use crate::protocol::codes;
+use crate::state::{ReplayFrom, SessionId, StreamKey};
+use crate::transport::HttpState;
+use crate::transport::http::{
+    LAST_EVENT_ID, accepts, check_version_header, header_str, load_session, not_acceptable,
+};
+use crate::transport::http_error::HttpError;
+use crate::transport::sse::{self, SseOptions};
+
+/// Marks a session's GET stream as open on this node until the response body is dropped.
+struct OpenGetStream {
+    open: Arc<Mutex<HashSet<SessionId>>>,
+    session: SessionId,
+}
+
+impl Drop for OpenGetStream {
+    fn drop(&mut self) {
+        self.open.lock().remove(&self.session);
+    }
+}
+
+pub async fn mcp_get(
+    State(state): State<HttpState>,
+    Extension(principal): Extension<Principal>,
+    headers: HeaderMap,
+) -> Result<Response, HttpError> {
+    if !accepts(&headers, "text/event-stream") {
+        return Err(not_acceptable("text/event-stream"));
+    }
+    let session = load_session(&state, &headers, &principal).await?;
+    check_version_header(&headers, &session)?;
+    let events = &state.engine.backends.events;
+    let opts = SseOptions {
+        keepalive: state.settings.sse_keepalive,
+        retry_ms: state.settings.sse_retry_ms,
+        priming: session
+            .protocol_version
+            .is_some_and(|v| v.wants_priming_event()),
+        event_name: None,
+    };
+
+    let resume = match header_str(&headers, LAST_EVENT_ID) {
+        Some(raw) => Some(StreamKey::parse_event_id(raw).ok_or_else(|| {
+            HttpError::bad_request(format!(
+                "Last-Event-ID '{raw}' was not issued by this server"
+            ))
+        })?),
+        None => None,
+    };
+    // Resuming a POST stream: replay strictly within this session's stream of that name.
+    if let Some((stream, seq)) = &resume
+        && stream != StreamKey::GET_STREAM
+    {
+        let key = StreamKey::new(&session.id, stream);
+        let replay = events
+            .subscribe(&key, ReplayFrom::After(*seq))
+            .await?
+            .ok_or_else(|| {
+                HttpError::bad_request("the stream of that Last-Event-ID is no longer available")
+            })?;
+        return Ok(sse::response(sse::body(key, replay, opts, None, ())));
+    }
+
+    let guard = {
+        let mut open = state.open_get_streams.lock();
+        if !open.insert(session.id.clone()) {
+            return Err(HttpError::new(
+                StatusCode::CONFLICT,
+                codes::SERVER_ERROR,
+                "Conflict: only one GET stream per session is allowed",
+            ));
+        }
+        OpenGetStream {
+            open: state.open_get_streams.clone(),
+            session: session.id.clone(),
+        }
+    };
+    let key = StreamKey::new(&session.id, StreamKey::GET_STREAM);
+    state.engine.ensure_notification_pump(key.clone()).await?;
+    let from = match resume {
+        Some((_, seq)) => ReplayFrom::After(seq),
+        None => ReplayFrom::Live,
+    };
+    let live = events
+        .subscribe(&key, from)
+        .await?
+        .ok_or_else(HttpError::session_not_found)?;
+    if opts.priming && from == ReplayFrom::Live {
+        events.append(&key, Arc::from(""), false).await?;
+    }
+    Ok(sse::response(sse::body(key, live, opts, None, guard)))
+}
