@@ -305,8 +305,10 @@ impl Engine {
     async fn release_session(&self, id: &SessionId) {
         self.inflight.cancel_session(id);
         self.pending.drop_session(id);
-        if let Some(pump) = self.pumps.lock().remove(id) {
+        let pump = self.pumps.lock().remove(id);
+        if let Some(pump) = pump {
             pump.abort();
+            let _ = pump.await; // resolves once the task is dropped with its bus subscription
         }
         if let Err(e) = self.backends.events.remove_session(id).await {
             tracing::warn!(session = %id, error = %e, "could not drop replay buffers");

@@ -9,7 +9,7 @@ use serde_json::json;
 
 use super::memory::{EventLogLimits, MemoryBus, MemoryEventLog, MemorySessionStore};
 use super::*;
-use crate::clock::ManualClock;
+use crate::clock::{Clock, ManualClock};
 
 pub async fn session_store_contract(store: &dyn SessionStore, clock: &ManualClock, ttl_ms: u64) {
     let rec = SessionRecord::new("alice", TransportKind::StreamableHttp, clock.now_ms());

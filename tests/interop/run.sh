@@ -100,7 +100,7 @@ ts_rc=0
 (cd "$TS_DIR" && timeout --kill-after=15 240 node --test --test-timeout=60000 \
   --test-reporter=spec --test-reporter-destination=stdout \
   --test-reporter=tap --test-reporter-destination="$REPORTS/node.tap" \
-  demo.test.mjs integration.test.mjs) || ts_rc=$?
+  ./*.test.mjs) || ts_rc=$?
 
 # ---------------------------------------------------------------- combined summary
 py_counts="$("$VENV/bin/python" - "$REPORTS/pytest.xml" <<'EOF' || true

@@ -1,2 +1,12 @@
-#[test]
-fn placeholder() {}
+//! The one integration-test binary: every module here starts real servers on 127.0.0.1:0 and
+//! talks HTTP (or stdio pipes) to them.
+
+mod harness;
+
+mod errors;
+mod features;
+mod legacy_sse;
+mod plain_http;
+mod sessions;
+mod stdio;
+mod streaming;

@@ -117,6 +117,32 @@ async def test_testkit_sleep_reports_each_step_and_counts_stats(connect_integrat
     assert after["cancelled"] == before["cancelled"], (before, after)
 
 
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_cancelling_a_call_sends_cancelled_and_server_stops_work(connect_integration, transport):
+    async with connect_integration(transport) as client:
+        before = await read_stats(client)
+        started = anyio.current_time()
+        # Leaving the scope cancels the call; the SDK then sends notifications/cancelled.
+        with anyio.move_on_after(0.4) as scope:
+            await client.call_tool("testkit_sleep", {"ms": 5000, "steps": 50})
+        assert scope.cancelled_caught, "testkit_sleep(5000 ms) finished before being cancelled"
+        assert anyio.current_time() - started < 2.0
+        stats: dict[str, int] = {}
+
+        async def poll() -> None:
+            stats.update(await read_stats(client))
+
+        with anyio.move_on_after(3.0):
+            while stats.get("cancelled", before["cancelled"]) == before["cancelled"]:
+                await poll()
+                await anyio.sleep(0.05)
+        assert stats["started"] == before["started"] + 1, (before, stats)
+        assert stats["cancelled"] == before["cancelled"] + 1, (before, stats)
+        assert stats["completed"] == before["completed"], (before, stats)
+        # The session is still usable after a cancellation.
+        assert only_text(await client.call_tool("hello", {})) == "Hello, World!"
+
+
 async def test_no_progress_without_progress_token(connect_integration):
     rec = Recorder()
     async with connect_integration("streamable_http", message_handler=rec.on_message) as client:

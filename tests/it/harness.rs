@@ -1,0 +1,265 @@
+//! Starts servers and speaks MCP to them over real HTTP.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use mcp_daemon::app;
+use mcp_daemon::clock::{Clock, ManualClock, SystemClock};
+use mcp_daemon::config::Config;
+use mcp_daemon::engine::Engine;
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+
+pub const INTEGRATION: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/integration.json"
+);
+
+pub struct TestServer {
+    pub base: String,
+    pub engine: Arc<Engine>,
+    pub http: reqwest::Client,
+    shutdown: Option<oneshot::Sender<()>>,
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+pub fn integration_config() -> Config {
+    let mut c = Config::for_test();
+    c.config_file = Some(INTEGRATION.into());
+    c
+}
+
+impl TestServer {
+    pub async fn start() -> Self {
+        Self::start_with(integration_config(), Arc::new(SystemClock)).await
+    }
+
+    pub async fn start_with(config: Config, clock: Arc<dyn Clock>) -> Self {
+        let engine = app::build_engine(&config, clock).expect("config loads");
+        let state = app::http_state(&config, engine.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (tx, rx) = oneshot::channel::<()>();
+        tokio::spawn(app::serve(listener, state, async move {
+            let _ = rx.await;
+        }));
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(0)
+            .build()
+            .unwrap();
+        Self {
+            base,
+            engine,
+            http,
+            shutdown: Some(tx),
+        }
+    }
+
+    pub async fn with_manual_clock(config: Config) -> (Self, Arc<ManualClock>) {
+        let clock = Arc::new(ManualClock::new(1_700_000_000_000));
+        (Self::start_with(config, clock.clone()).await, clock)
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// Raw POST to /mcp with the standard headers plus `extra`.
+    pub async fn post_raw(
+        &self,
+        session: Option<&str>,
+        body: impl Into<reqwest::Body>,
+        extra: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let mut req = self
+            .http
+            .post(self.url("/mcp"))
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream");
+        if let Some(s) = session {
+            req = req.header("mcp-session-id", s);
+        }
+        for (k, v) in extra {
+            req = req.header(*k, *v);
+        }
+        req.body(body).send().await.unwrap()
+    }
+
+    pub async fn post(&self, session: Option<&str>, body: &Value) -> reqwest::Response {
+        self.post_raw(session, body.to_string(), &[]).await
+    }
+
+    /// `initialize` + `notifications/initialized`; returns the session id.
+    pub async fn initialize(&self, version: &str, capabilities: Value) -> String {
+        let resp = self
+            .post(
+                None,
+                &json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+                "protocolVersion": version, "capabilities": capabilities,
+                "clientInfo": {"name": "it", "version": "1"}}}),
+            )
+            .await;
+        assert_eq!(resp.status(), 200);
+        let sid = resp.headers()["mcp-session-id"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["result"]["protocolVersion"], version);
+        let n = self
+            .post(
+                Some(&sid),
+                &json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+            )
+            .await;
+        assert_eq!(n.status(), 202);
+        sid
+    }
+
+    /// A request expected to come back as plain JSON.
+    pub async fn request(&self, session: &str, id: i64, method: &str, params: Value) -> Value {
+        let resp = self
+            .post(
+                Some(session),
+                &json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}),
+            )
+            .await;
+        assert_eq!(resp.status(), 200, "{method}");
+        assert_eq!(
+            resp.headers()["content-type"],
+            "application/json",
+            "{method} should answer as JSON"
+        );
+        let v: Value = resp.json().await.unwrap();
+        assert_eq!(v["id"], id);
+        v
+    }
+
+    pub async fn call_tool(&self, session: &str, name: &str, args: Value) -> Value {
+        self.request(
+            session,
+            1,
+            "tools/call",
+            json!({"name": name, "arguments": args}),
+        )
+        .await["result"]
+            .clone()
+    }
+
+    pub async fn get_stream(
+        &self,
+        session: &str,
+        last_event_id: Option<&str>,
+    ) -> reqwest::Response {
+        let mut req = self
+            .http
+            .get(self.url("/mcp"))
+            .header("accept", "text/event-stream")
+            .header("mcp-session-id", session);
+        if let Some(id) = last_event_id {
+            req = req.header("last-event-id", id);
+        }
+        req.send().await.unwrap()
+    }
+}
+
+/// One parsed SSE frame.
+#[derive(Debug, Clone, Default)]
+pub struct SseEvent {
+    pub id: Option<String>,
+    pub event: Option<String>,
+    pub data: String,
+    pub retry: Option<u64>,
+}
+
+impl SseEvent {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.data).unwrap_or(Value::Null)
+    }
+}
+
+/// Reads SSE frames from a response incrementally (comments are skipped).
+pub struct SseReader {
+    stream: futures::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>,
+    buf: String,
+}
+
+impl SseReader {
+    pub fn new(resp: reqwest::Response) -> Self {
+        assert!(
+            resp.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/event-stream")
+        );
+        Self {
+            stream: resp.bytes_stream().boxed(),
+            buf: String::new(),
+        }
+    }
+
+    /// The next event, or `None` when the stream ends; panics after `timeout`.
+    pub async fn next(&mut self, timeout: Duration) -> Option<SseEvent> {
+        tokio::time::timeout(timeout, self.next_inner())
+            .await
+            .expect("SSE event in time")
+    }
+
+    async fn next_inner(&mut self) -> Option<SseEvent> {
+        loop {
+            if let Some(end) = self.buf.find("\n\n") {
+                let frame: String = self.buf.drain(..end + 2).collect();
+                let mut ev = SseEvent::default();
+                let mut data_lines = Vec::new();
+                let mut any = false;
+                for line in frame.lines() {
+                    if line.starts_with(':') || line.is_empty() {
+                        continue;
+                    }
+                    any = true;
+                    let (k, v) = line.split_once(':').unwrap_or((line, ""));
+                    let v = v.strip_prefix(' ').unwrap_or(v);
+                    match k {
+                        "id" => ev.id = Some(v.to_string()),
+                        "event" => ev.event = Some(v.to_string()),
+                        "data" => data_lines.push(v.to_string()),
+                        "retry" => ev.retry = v.parse().ok(),
+                        _ => {}
+                    }
+                }
+                if !any {
+                    continue;
+                }
+                ev.data = data_lines.join("\n");
+                return Some(ev);
+            }
+            match self.stream.next().await {
+                Some(Ok(chunk)) => self.buf.push_str(&String::from_utf8_lossy(&chunk)),
+                _ => return None,
+            }
+        }
+    }
+
+    /// Reads until an event whose JSON has `id` == `id` (a response); returns every event read.
+    pub async fn until_response(&mut self, id: &Value, timeout: Duration) -> Vec<SseEvent> {
+        let mut seen = Vec::new();
+        while let Some(ev) = self.next(timeout).await {
+            let done = ev.json().get("id") == Some(id) && ev.json().get("method").is_none();
+            seen.push(ev);
+            if done {
+                return seen;
+            }
+        }
+        panic!("stream ended before response {id}: {seen:?}");
+    }
+}
+
+pub const SECS5: Duration = Duration::from_secs(5);
