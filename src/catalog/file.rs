@@ -1,7 +1,7 @@
-//! The MCP config file, in the Python daemon's JSON format: `tools.tools` +
-//! `tools.tool_modules`, `resources.resources` + `resources.resource_modules`, `prompts.prompts`
-//! + `prompts.prompt_modules`. Module entries are accepted as a list of objects with `name` or
-//! as a map from name to entry.
+//! The MCP config file, in the Python daemon's JSON format: `tools.tools` with
+//! `tools.tool_modules`, `resources.resources` with `resources.resource_modules`, and
+//! `prompts.prompts` with `prompts.prompt_modules`. Module entries are accepted as a list of
+//! objects with `name` or as a map from name to entry.
 
 use std::collections::BTreeMap;
 

@@ -267,19 +267,15 @@ impl Engine {
 
     /// Handles a notification from the client.
     pub fn handle_notification(&self, session: Option<&SessionRecord>, n: &Notification) {
-        match n.method.as_str() {
-            "notifications/cancelled" => {
-                let id = n.params.as_ref().and_then(|p| p.get("requestId")).cloned();
-                if let (Some(s), Some(Ok(id))) =
-                    (session, id.map(serde_json::from_value::<RequestId>))
-                {
-                    if self.inflight.cancel(&s.id, &id) {
-                        tracing::debug!(session = %s.id, request = %id, "request cancelled by the client");
-                    }
-                }
-            }
-            // initialized, roots/list_changed, progress: nothing to do on this side.
-            _ => {}
+        // initialized, roots/list_changed, progress: nothing to do on this side.
+        if n.method != "notifications/cancelled" {
+            return;
+        }
+        let id = n.params.as_ref().and_then(|p| p.get("requestId")).cloned();
+        if let (Some(s), Some(Ok(id))) = (session, id.map(serde_json::from_value::<RequestId>))
+            && self.inflight.cancel(&s.id, &id)
+        {
+            tracing::debug!(session = %s.id, request = %id, "request cancelled by the client");
         }
     }
 
@@ -327,7 +323,7 @@ impl Engine {
     pub async fn footprint(&self) -> Result<Footprint, StateError> {
         let (event_streams, buffered_events, buffered_bytes) = self.backends.events.footprint();
         Ok(Footprint {
-            sessions: self.backends.sessions.len().await?,
+            sessions: self.backends.sessions.count().await?,
             event_streams,
             buffered_events,
             buffered_bytes,

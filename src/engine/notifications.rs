@@ -75,11 +75,12 @@ impl Engine {
                 }
             }
         });
-        let mut pumps = self.pumps.lock();
-        if pumps.contains_key(&key.session) {
-            task.abort(); // lost a race with another opener; one pump per session
-        } else {
-            pumps.insert(key.session, task);
+        match self.pumps.lock().entry(key.session) {
+            // Lost a race with another opener: one pump per session.
+            std::collections::hash_map::Entry::Occupied(_) => task.abort(),
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(task);
+            }
         }
         Ok(())
     }

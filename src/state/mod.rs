@@ -56,7 +56,7 @@ pub trait SessionStore: Send + Sync + 'static {
     /// hangs off them (streams, running calls). Backends with native TTLs may return nothing.
     async fn purge_expired(&self) -> StateResult<Vec<SessionId>>;
     /// Number of live sessions (for health and leak tests).
-    async fn len(&self) -> StateResult<usize>;
+    async fn count(&self) -> StateResult<usize>;
 }
 
 /// Replay buffers: one append-only, capped stream of SSE events per (session, stream). Event ids

@@ -51,7 +51,7 @@ pub async fn session_store_contract(store: &dyn SessionStore, clock: &ManualCloc
     );
     let purged = store.purge_expired().await.unwrap();
     assert!(purged.is_empty() || purged == vec![id.clone()]);
-    assert_eq!(store.len().await.unwrap(), 0);
+    assert_eq!(store.count().await.unwrap(), 0);
 
     let rec = SessionRecord::new("bob", TransportKind::Stdio, clock.now_ms());
     let id = rec.id.clone();

@@ -1,6 +1,8 @@
 //! The one integration-test binary: every module here starts real servers on 127.0.0.1:0 and
 //! talks HTTP (or stdio pipes) to them.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test-only binary
+
 mod harness;
 
 mod errors;

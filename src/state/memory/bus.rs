@@ -30,11 +30,11 @@ impl MemoryBus {
 impl Bus for MemoryBus {
     async fn publish(&self, topic: &str, message: Value) -> StateResult<()> {
         let mut topics = self.topics.lock();
-        if let Some(tx) = topics.get(topic) {
-            if tx.send(message).is_err() {
-                // Every subscriber is gone: forget the topic so idle topics cost nothing.
-                topics.remove(topic);
-            }
+        // Every subscriber gone: forget the topic so idle topics cost nothing.
+        if let Some(tx) = topics.get(topic)
+            && tx.send(message).is_err()
+        {
+            topics.remove(topic);
         }
         Ok(())
     }

@@ -98,7 +98,7 @@ impl SessionStore for MemorySessionStore {
         Ok(expired)
     }
 
-    async fn len(&self) -> StateResult<usize> {
+    async fn count(&self) -> StateResult<usize> {
         Ok(self.sessions.lock().len())
     }
 }

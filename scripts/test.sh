@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Runs every test of mcp-daemon on a fresh machine. Idempotent: installs what is missing
+# (Debian packages with apt-get, the Python SDK into .tooling/venv, npm packages into
+# .tooling/node), builds once, and reuses the binary for every suite.
+#
+#   bash scripts/test.sh
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+apt_install() {
+  if [[ -z "${APT_UPDATED:-}" ]]; then
+    apt-get update -qq
+    APT_UPDATED=1
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+step "tools"
+command -v cargo >/dev/null || { echo "cargo is required (rustup)"; exit 1; }
+command -v python3 >/dev/null || apt_install python3 python3-venv
+command -v node >/dev/null && command -v npm >/dev/null || apt_install nodejs npm
+command -v curl >/dev/null || apt_install curl
+rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt
+echo "$(cargo --version); $(python3 --version); node $(node --version)"
+
+step "format and lints"
+cargo fmt --all -- --check
+cargo clippy --all-targets --quiet -- -D warnings
+
+step "build (release, once)"
+cargo build --release --tests --bins --quiet
+
+step "unit and integration tests"
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --release --no-fail-fast
+else
+  cargo test --release --no-fail-fast
+fi
+
+step "interop: official Python and TypeScript SDK clients"
+MCP_DAEMON_BIN="$PWD/target/release/mcp-daemon" bash tests/interop/run.sh
+
+step "all suites passed"
