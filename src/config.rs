@@ -114,6 +114,35 @@ pub struct Config {
     /// Log filter (tracing EnvFilter syntax, e.g. `info` or `mcp_daemon=debug`).
     #[arg(long, env = "LOG_LEVEL", default_value = "info")]
     pub log_level: String,
+
+    /// Redis URL for shared cluster state. Not in this build yet: setting it stops start-up
+    /// rather than silently running on per-node memory.
+    #[arg(long, env = "REDIS_URL")]
+    #[serde(serialize_with = "mask")]
+    pub redis_url: Option<String>,
+
+    /// Authentication provider (local|cognito). Not in this build yet: setting it stops
+    /// start-up rather than serving unauthenticated.
+    #[arg(long, env = "AUTH_PROVIDER")]
+    pub auth_provider: Option<String>,
+
+    /// Signing key for local JWTs. Not in this build yet: setting it stops start-up.
+    #[arg(long, env = "JWT_SECRET_KEY")]
+    #[serde(serialize_with = "mask")]
+    pub jwt_secret_key: Option<String>,
+
+    /// Static admin bearer token. Not in this build yet: setting it stops start-up.
+    #[arg(long, env = "ADMIN_STATIC_TOKEN")]
+    #[serde(serialize_with = "mask")]
+    pub admin_static_token: Option<String>,
+}
+
+/// Secrets print as `"***"` (or null when unset), never as their value.
+fn mask<S: serde::Serializer>(v: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(_) => s.serialize_str("***"),
+        None => s.serialize_none(),
+    }
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -122,6 +151,8 @@ pub enum ConfigError {
     Zero(&'static str),
     #[error("max_json_depth must be between 2 and 1024, got {0}")]
     Depth(usize),
+    #[error("{0} is set, but {1}; unset it to start")]
+    NotAvailable(&'static str, &'static str),
 }
 
 impl Config {
@@ -148,6 +179,33 @@ impl Config {
         if !(2..=1024).contains(&self.max_json_depth) {
             return Err(ConfigError::Depth(self.max_json_depth));
         }
+        // Settings of features this build lacks: an operator who sets them expects shared
+        // state or authentication, so running without would be worse than not running.
+        let unavailable = [
+            (
+                "REDIS_URL",
+                self.redis_url.is_some(),
+                "this build keeps sessions in per-node memory only (no Redis backend yet)",
+            ),
+            (
+                "AUTH_PROVIDER",
+                self.auth_provider.is_some(),
+                "this build has no authentication yet and would serve everyone",
+            ),
+            (
+                "JWT_SECRET_KEY",
+                self.jwt_secret_key.is_some(),
+                "this build has no authentication yet and would serve everyone",
+            ),
+            (
+                "ADMIN_STATIC_TOKEN",
+                self.admin_static_token.is_some(),
+                "this build has no admin API yet",
+            ),
+        ];
+        if let Some((name, _, why)) = unavailable.iter().find(|(_, set, _)| *set) {
+            return Err(ConfigError::NotAvailable(name, why));
+        }
         Ok(())
     }
 
@@ -161,6 +219,10 @@ impl Config {
         c.allowed_hosts = Vec::new();
         c.allowed_origins = Vec::new();
         c.log_level = "warn".into();
+        c.redis_url = None;
+        c.auth_provider = None;
+        c.jwt_secret_key = None;
+        c.admin_static_token = None;
         c
     }
 
@@ -168,8 +230,7 @@ impl Config {
         Duration::from_secs(self.session_ttl_secs)
     }
 
-    /// The effective configuration as JSON for `check-config`. No setting here is a secret yet;
-    /// secret settings (JWT keys, admin tokens) are masked by `#[serde(serialize_with)]`.
+    /// The effective configuration as JSON for `check-config`, secrets masked.
     pub fn effective(&self) -> serde_json::Value {
         serde_json::to_value(self).unwrap_or_default()
     }
@@ -206,6 +267,32 @@ mod tests {
         c.page_size = 1;
         c.max_json_depth = 1;
         assert_eq!(c.validate(), Err(ConfigError::Depth(1)));
+    }
+
+    #[test]
+    fn unavailable_features_stop_start_up_and_secrets_are_masked() {
+        let c = Config::parse_from([
+            "mcp-daemon",
+            "--auth-provider",
+            "local",
+            "--jwt-secret-key",
+            "hunter2",
+        ]);
+        let err = c.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("AUTH_PROVIDER") && err.contains("would serve everyone"),
+            "{err}"
+        );
+        let shown = c.effective().to_string();
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert_eq!(c.effective()["jwt_secret_key"], "***");
+        let c = Config::parse_from(["mcp-daemon", "--redis-url", "redis://10.0.0.1"]);
+        assert!(c.validate().unwrap_err().to_string().contains("REDIS_URL"));
+        assert_eq!(
+            c.effective()["redis_url"],
+            "***",
+            "URLs may embed passwords"
+        );
     }
 
     #[test]

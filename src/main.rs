@@ -14,11 +14,11 @@ use mcp_daemon::transport::stdio;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = Config::parse();
-    config.validate()?;
     telemetry::init(config.log_format, &config.log_level);
     if config.command == Some(Command::CheckConfig) {
         return check_config(&config);
     }
+    config.validate()?;
     let engine =
         app::build_engine(&config, Arc::new(SystemClock)).context("cannot load the MCP config")?;
     app::spawn_reaper(
@@ -54,9 +54,12 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Prints the effective configuration and catalog; fails (exit 1) when either is invalid.
 fn check_config(config: &Config) -> anyhow::Result<()> {
+    let valid = config.validate();
     let catalog = Catalog::load(config.config_file.as_deref())?;
     let report = serde_json::json!({
+        "valid": valid.is_ok(),
         "config": config.effective(),
         "catalog": {
             "tools": catalog.tools.iter().map(|t| t.name.clone()).collect::<Vec<_>>(),
@@ -66,7 +69,7 @@ fn check_config(config: &Config) -> anyhow::Result<()> {
         },
     });
     println!("{}", serde_json::to_string_pretty(&report)?);
-    Ok(())
+    Ok(valid?)
 }
 
 /// SIGHUP re-reads the MCP config file; clients get `notifications/*/list_changed`.

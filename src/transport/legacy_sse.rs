@@ -85,7 +85,7 @@ pub async fn sse_get(
         priming: false,
         event_name: Some("message"),
     };
-    tracing::info!(session = %session.id, "legacy SSE session opened");
+    tracing::debug!(session = %session.id, "legacy SSE session opened");
     Ok(sse::response(sse::body(
         key,
         events,

@@ -8,6 +8,7 @@ mod harness;
 mod errors;
 mod features;
 mod legacy_sse;
+mod memory;
 mod plain_http;
 mod sessions;
 mod stdio;

@@ -315,3 +315,76 @@ async fn plain_calls_stay_json() {
         "no replay buffer for JSON answers"
     );
 }
+
+#[tokio::test]
+async fn roots_list_round_trip() {
+    let s = TestServer::start().await;
+    let sid = s
+        .initialize("2025-11-25", json!({"roots": {"listChanged": true}}))
+        .await;
+    let resp = s
+        .post(Some(&sid), &call(8, "testkit_list_roots", json!({}), None))
+        .await;
+    let mut reader = SseReader::new(resp);
+    let request = loop {
+        let ev = reader.next(SECS5).await.unwrap();
+        if ev.json()["method"] == "roots/list" {
+            break ev.json();
+        }
+    };
+    let roots = json!({"roots": [{"uri": "file:///work", "name": "work"}]});
+    let answer = json!({"jsonrpc": "2.0", "id": request["id"], "result": roots});
+    assert_eq!(s.post(Some(&sid), &answer).await.status(), 202);
+    let done = reader.until_response(&json!(8), SECS5).await;
+    assert_eq!(
+        done.last().unwrap().json()["result"]["structuredContent"],
+        roots
+    );
+}
+
+#[tokio::test]
+async fn a_client_error_answer_becomes_a_tool_error() {
+    let s = TestServer::start().await;
+    let sid = s.initialize("2025-11-25", json!({"roots": {}})).await;
+    let resp = s
+        .post(Some(&sid), &call(9, "testkit_list_roots", json!({}), None))
+        .await;
+    let mut reader = SseReader::new(resp);
+    let request = loop {
+        let ev = reader.next(SECS5).await.unwrap();
+        if ev.json()["method"] == "roots/list" {
+            break ev.json();
+        }
+    };
+    let refusal = json!({"jsonrpc": "2.0", "id": request["id"], "error": {"code": -32601, "message": "no roots here"}});
+    assert_eq!(s.post(Some(&sid), &refusal).await.status(), 202);
+    let done = reader.until_response(&json!(9), SECS5).await;
+    let result = done.last().unwrap().json()["result"].clone();
+    assert_eq!(result["isError"], true);
+    assert!(
+        result["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("no roots here")
+    );
+}
+
+#[tokio::test]
+async fn quiet_streams_carry_keep_alive_comments() {
+    let mut c = integration_config();
+    c.sse_keepalive_secs = 1;
+    let s = TestServer::start_with(c, Arc::new(SystemClock)).await;
+    let sid = s.initialize("2025-11-25", json!({})).await;
+    let mut resp = s.get_stream(&sid, None).await;
+    let mut seen = String::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while !seen.contains(": keep-alive") && tokio::time::Instant::now() < deadline {
+        let chunk = tokio::time::timeout(Duration::from_secs(3), resp.chunk())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(seen.contains(": keep-alive\n\n"), "{seen:?}");
+}

@@ -46,6 +46,7 @@ impl Module for Testkit {
                 Box::pin(notify_resource(ctx, args)) as CallFuture
             })),
             "whoami" => Arc::new(Builtin(|ctx, _| Box::pin(whoami(ctx)) as CallFuture)),
+            "list_roots" => Arc::new(Builtin(|ctx, _| Box::pin(list_roots(ctx)) as CallFuture)),
             _ => return None,
         })
     }
@@ -106,4 +107,10 @@ async fn whoami(ctx: Arc<Ctx>) -> Result<Output, FunctionError> {
         "session": ctx.session_id.as_ref().map(|s| s.to_string()),
         "subject": ctx.principal.subject,
     })))
+}
+
+/// Asks the client for its roots (`roots/list`) and returns what it said.
+async fn list_roots(ctx: Arc<Ctx>) -> Result<Output, FunctionError> {
+    let roots = ctx.request_client("roots/list", json!({})).await?;
+    Ok(Output::Json(roots))
 }

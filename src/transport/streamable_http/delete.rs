@@ -18,6 +18,6 @@ pub async fn mcp_delete(
     let session = load_session(&state, &headers, &principal).await?;
     check_version_header(&headers, &session)?;
     state.engine.end_session(&session.id).await?;
-    tracing::info!(session = %session.id, "session ended by the client");
+    tracing::debug!(session = %session.id, "session ended by the client");
     Ok(StatusCode::OK.into_response())
 }

@@ -104,7 +104,7 @@ async fn initialize(
     session.client_info = negotiated.client_info;
     session.client_capabilities = negotiated.client_capabilities;
     engine.backends.sessions.create(session.clone()).await?;
-    tracing::info!(session = %session.id, version = %negotiated.version, "session created");
+    tracing::debug!(session = %session.id, version = %negotiated.version, "session created");
     let answer = RpcResponse::ok(req.id.clone(), negotiated.result).to_value();
     Ok(json_response(&answer, Some(&session.id)))
 }
