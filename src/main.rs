@@ -1,5 +1,6 @@
 //! The `mcp-daemon` binary: parse flags, set up logging, build the server, serve.
 
+use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -12,7 +13,18 @@ use mcp_daemon::ops::telemetry;
 use mcp_daemon::transport::stdio;
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> ExitCode {
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One readable line (with its causes), not a backtrace: this is what operators see.
+            eprintln!("mcp-daemon: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> anyhow::Result<()> {
     let config = Config::parse();
     telemetry::init(config.log_format, &config.log_level);
     if config.command == Some(Command::CheckConfig) {

@@ -21,15 +21,12 @@ pub const DEFAULT_CONFIG: &str = include_str!("../../examples/config.json");
 
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
-    #[error("cannot read config file {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
-    #[error("config file {path} is not valid: {source}")]
+    #[error("cannot read config file {path}: {error}")]
+    Read { path: String, error: std::io::Error },
+    #[error("config file {path} is not valid: {error}")]
     Parse {
         path: String,
-        source: serde_json::Error,
+        error: serde_json::Error,
     },
     #[error("{kind} '{name}': {reason}")]
     Entry {
@@ -106,9 +103,9 @@ impl Catalog {
             None => Self::from_json("<embedded examples/config.json>", DEFAULT_CONFIG),
             Some(p) => {
                 let name = p.display().to_string();
-                let text = std::fs::read_to_string(p).map_err(|source| CatalogError::Read {
+                let text = std::fs::read_to_string(p).map_err(|error| CatalogError::Read {
                     path: name.clone(),
-                    source,
+                    error,
                 })?;
                 Self::from_json(&name, &text)
             }
@@ -116,11 +113,10 @@ impl Catalog {
     }
 
     pub fn from_json(name: &str, text: &str) -> Result<Self, CatalogError> {
-        let file: ConfigFile =
-            serde_json::from_str(text).map_err(|source| CatalogError::Parse {
-                path: name.to_string(),
-                source,
-            })?;
+        let file: ConfigFile = serde_json::from_str(text).map_err(|error| CatalogError::Parse {
+            path: name.to_string(),
+            error,
+        })?;
         Self::build(file)
     }
 
