@@ -39,6 +39,9 @@ else
   cargo test --release --no-fail-fast
 fi
 
+step "conformance: the official MCP conformance suite"
+MCP_DAEMON_BIN="$PWD/target/release/mcp-daemon" bash tests/conformance/run.sh
+
 step "interop: official Python and TypeScript SDK clients"
 MCP_DAEMON_BIN="$PWD/target/release/mcp-daemon" bash tests/interop/run.sh
 

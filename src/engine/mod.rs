@@ -55,6 +55,16 @@ pub struct Backends {
     pub clock: Arc<dyn Clock>,
 }
 
+/// What a running request sends besides its final response.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outgoing {
+    /// A notification or server-to-client request, in order.
+    Message(Value),
+    /// Ask the transport to close the response stream now, without ending it: the client
+    /// resumes with `Last-Event-ID` (SEP-1699 polling). Transports without that ignore it.
+    CloseStream,
+}
+
 /// Everything a request carries besides its message.
 pub struct Call {
     pub principal: Principal,
@@ -62,7 +72,7 @@ pub struct Call {
     pub session: Option<SessionRecord>,
     /// Where related notifications and server-to-client requests go; `None` when the
     /// transport cannot carry them.
-    pub out: Option<mpsc::Sender<Value>>,
+    pub out: Option<mpsc::Sender<Outgoing>>,
 }
 
 /// Counts of everything the engine holds per session, for health output and leak tests.
@@ -134,10 +144,19 @@ impl Engine {
     /// Answers one request. `None` when the request was cancelled: the spec says a cancelled
     /// request gets no response.
     pub async fn handle_request(&self, call: Call, req: Request) -> Option<Response> {
-        let guard = call
-            .session
-            .as_ref()
-            .map(|s| self.inflight.start(&s.id, &req.id));
+        let guard = match &call.session {
+            Some(s) => match self.inflight.start(&s.id, &req.id) {
+                Some(g) => Some(g),
+                None => {
+                    let e = RpcError::invalid_request(format!(
+                        "Invalid Request: request id {} is already in use",
+                        req.id
+                    ));
+                    return Some(Response::err(Some(req.id), e));
+                }
+            },
+            None => None,
+        };
         let cancel = guard.as_ref().map(|g| g.token.clone()).unwrap_or_default();
         let id = req.id.clone();
         let outcome = tokio::select! {

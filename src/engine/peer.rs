@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
+use super::Outgoing;
 use super::registry::PendingClientRequests;
 use super::topics;
 use crate::protocol::{Message, RequestId};
@@ -22,7 +23,7 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 pub struct RequestPeer {
     pub session: Option<SessionRecord>,
     /// The request's outgoing stream; `None` on transports with no way back (plain HTTP).
-    pub out: Option<mpsc::Sender<Value>>,
+    pub out: Option<mpsc::Sender<Outgoing>>,
     pub pending: Arc<PendingClientRequests>,
     pub bus: Arc<dyn Bus>,
     pub timeout: Duration,
@@ -34,7 +35,11 @@ impl Peer for RequestPeer {
     async fn notify(&self, method: &str, params: Value) {
         if let Some(out) = &self.out {
             // A closed stream means the transport is gone; the function keeps running.
-            let _ = out.send(Message::notification_value(method, params)).await;
+            let _ = out
+                .send(Outgoing::Message(Message::notification_value(
+                    method, params,
+                )))
+                .await;
         }
     }
 
@@ -49,7 +54,9 @@ impl Peer for RequestPeer {
         ));
         let reply = self.pending.register(&session.id, &id);
         if out
-            .send(Message::request_value(&id, method, params))
+            .send(Outgoing::Message(Message::request_value(
+                &id, method, params,
+            )))
             .await
             .is_err()
         {
@@ -70,6 +77,12 @@ impl Peer for RequestPeer {
                     timeout: self.timeout,
                 })
             }
+        }
+    }
+
+    async fn close_stream(&self) {
+        if let Some(out) = &self.out {
+            let _ = out.send(Outgoing::CloseStream).await;
         }
     }
 

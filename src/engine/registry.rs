@@ -18,17 +18,22 @@ pub struct Inflight {
 }
 
 impl Inflight {
-    /// Registers a running request; the guard unregisters it when the request ends.
-    pub fn start(&self, session: &SessionId, id: &RequestId) -> InflightGuard<'_> {
+    /// Registers a running request; the guard unregisters it when the request ends. `None`
+    /// when the session already has a running request with this id (ids must be unique).
+    pub fn start(&self, session: &SessionId, id: &RequestId) -> Option<InflightGuard<'_>> {
         let token = CancellationToken::new();
-        self.running
-            .lock()
-            .insert((session.clone(), id.clone()), token.clone());
-        InflightGuard {
+        let key = (session.clone(), id.clone());
+        match self.running.lock().entry(key) {
+            std::collections::hash_map::Entry::Occupied(_) => return None,
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(token.clone());
+            }
+        }
+        Some(InflightGuard {
             inflight: self,
             key: Some((session.clone(), id.clone())),
             token,
-        }
+        })
     }
 
     /// Cancels a running request. Unknown or finished ids are ignored (spec cancellation §).

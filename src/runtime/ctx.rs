@@ -20,6 +20,9 @@ pub trait Peer: Send + Sync {
     async fn notify(&self, method: &str, params: Value);
     /// Sends a request to the client on the request's stream and waits for its response.
     async fn request(&self, method: &str, params: Value) -> Result<Value, ClientRequestError>;
+    /// Closes the request's response stream without ending the request; the client resumes
+    /// it with `Last-Event-ID` and gets what follows (SEP-1699). No-op on other transports.
+    async fn close_stream(&self);
     /// Whether the client declared `capability` (e.g. `sampling`) in `initialize`.
     fn client_supports(&self, capability: &str) -> bool;
     /// Tells every session subscribed to `uri` that the resource changed.
@@ -126,6 +129,11 @@ impl Ctx {
             r = self.peer.request(method, params) => r,
             _ = self.cancel.cancelled() => Err(ClientRequestError::Cancelled),
         }
+    }
+
+    /// See `Peer::close_stream`.
+    pub async fn close_stream(&self) {
+        self.peer.close_stream().await;
     }
 
     pub async fn resource_updated(&self, uri: &str) {

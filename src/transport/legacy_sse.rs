@@ -19,7 +19,7 @@ use super::http::{accepted, accepts, find_session, not_acceptable, read_body, re
 use super::http_error::HttpError;
 use super::sse::{self, SseOptions};
 use crate::auth::Principal;
-use crate::engine::{Call, Engine};
+use crate::engine::{Call, Engine, Outgoing};
 use crate::protocol::jsonrpc;
 use crate::protocol::{Message, Request, Response as RpcResponse};
 use crate::state::{EventLog, ReplayFrom, SessionId, SessionRecord, StreamKey, TransportKind};
@@ -34,7 +34,11 @@ impl Drop for SessionGuard {
     fn drop(&mut self) {
         let engine = self.engine.clone();
         let session = self.session.clone();
-        tokio::spawn(async move {
+        // Dropped outside a runtime (process shutdown): the in-memory session dies with it.
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        runtime.spawn(async move {
             if let Err(e) = engine.end_session(&session).await {
                 tracing::warn!(session = %session, error = %e, "could not end an SSE session");
             }
@@ -91,6 +95,7 @@ pub async fn sse_get(
         events,
         opts,
         Some(prelude),
+        None,
         guard,
     )))
 }
@@ -162,7 +167,7 @@ fn spawn_request(
     key: StreamKey,
     req: Request,
 ) {
-    let (tx, mut rx) = mpsc::channel::<Value>(64);
+    let (tx, mut rx) = mpsc::channel::<Outgoing>(64);
     let events: Arc<dyn EventLog> = engine.backends.events.clone();
     tokio::spawn(async move {
         let call = Call {
@@ -175,15 +180,24 @@ fn spawn_request(
         let response = loop {
             tokio::select! {
                 biased;
-                Some(m) = rx.recv() => { let _ = events.append(&key, m.to_string().into(), false).await; }
+                Some(out) = rx.recv() => append(&events, &key, out).await,
                 r = &mut work => break r,
             }
         };
-        while let Ok(m) = rx.try_recv() {
-            let _ = events.append(&key, m.to_string().into(), false).await;
+        while let Ok(out) = rx.try_recv() {
+            append(&events, &key, out).await;
         }
         if let Some(r) = response {
             let _ = events.append(&key, r.to_json().into(), false).await;
         }
     });
+}
+
+/// The SSE connection is the session here: an early close would end it, so only messages count.
+async fn append(events: &Arc<dyn EventLog>, key: &StreamKey, out: Outgoing) {
+    if let Outgoing::Message(m) = out
+        && let Err(e) = events.append(key, m.to_string().into(), false).await
+    {
+        tracing::warn!(session = %key.session, error = %e, "could not buffer an SSE message");
+    }
 }

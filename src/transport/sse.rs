@@ -8,6 +8,7 @@ use axum::body::{Body, Bytes};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use futures::stream::{BoxStream, StreamExt};
+use tokio::sync::oneshot;
 
 use crate::state::{Event, StreamKey};
 
@@ -51,13 +52,15 @@ pub fn frame(id: Option<&str>, event: Option<&str>, data: &str, retry_ms: Option
 const KEEPALIVE: &[u8] = b": keep-alive\n\n";
 
 /// Turns a stream of buffered events into SSE bytes, with keep-alives while it is quiet.
-/// `prelude` goes first (e.g. the legacy `endpoint` event); `guard` lives as long as the
-/// response body, so dropping the connection runs its `Drop`.
+/// `prelude` goes first (e.g. the legacy `endpoint` event); when `close` fires, the body ends
+/// early after the events already available (the stream itself goes on in the replay buffer);
+/// `guard` lives as long as the response body, so dropping the connection runs its `Drop`.
 pub fn body<G: Send + 'static>(
     key: StreamKey,
     events: BoxStream<'static, Event>,
     opts: SseOptions,
     prelude: Option<Bytes>,
+    close: Option<oneshot::Receiver<()>>,
     guard: G,
 ) -> BoxStream<'static, Bytes> {
     struct State<G> {
@@ -66,6 +69,7 @@ pub fn body<G: Send + 'static>(
         opts: SseOptions,
         ticker: tokio::time::Interval,
         retry_sent: bool,
+        close: Option<oneshot::Receiver<()>>,
         _guard: G,
     }
     let mut ticker = tokio::time::interval(opts.keepalive);
@@ -76,11 +80,19 @@ pub fn body<G: Send + 'static>(
         opts,
         ticker,
         retry_sent: false,
+        close,
         _guard: guard,
     };
     let frames = futures::stream::unfold(state, |mut st| async move {
         loop {
+            let closing = async {
+                match st.close.as_mut() {
+                    Some(rx) => rx.await.is_ok(),
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
+                biased;
                 ev = st.events.next() => {
                     let ev = ev?;
                     if ev.data.is_empty() && !st.opts.priming {
@@ -92,6 +104,12 @@ pub fn body<G: Send + 'static>(
                     let name = if ev.data.is_empty() { None } else { st.opts.event_name };
                     let bytes = frame(Some(&id), name, &ev.data, retry);
                     return Some((bytes, st));
+                }
+                closed = closing => {
+                    if closed {
+                        return None;
+                    }
+                    st.close = None; // the sender went away without asking to close
                 }
                 _ = st.ticker.tick() => return Some((Bytes::from_static(KEEPALIVE), st)),
             }

@@ -11,7 +11,7 @@ use tokio::task::JoinHandle;
 use tokio_util::codec::{FramedRead, LinesCodec, LinesCodecError};
 
 use crate::auth::Principal;
-use crate::engine::{Call, Engine};
+use crate::engine::{Call, Engine, Outgoing};
 use crate::protocol::{Message, Request, Response, RpcError, jsonrpc};
 use crate::state::{SessionRecord, TransportKind};
 
@@ -153,6 +153,8 @@ async fn initialize(
     Response::ok(req.id.clone(), n.result)
 }
 
+/// Runs one request; its messages and then its response go to stdout in order. stdio has one
+/// stream and nothing to resume, so requests to close the stream early are ignored.
 fn spawn_request(
     engine: &Arc<Engine>,
     principal: Principal,
@@ -161,13 +163,32 @@ fn spawn_request(
     out: mpsc::Sender<Value>,
 ) {
     let engine = engine.clone();
+    let (tx, mut rx) = mpsc::channel::<Outgoing>(64);
     tokio::spawn(async move {
         let call = Call {
             principal,
             session: Some(session),
-            out: Some(out.clone()),
+            out: Some(tx),
         };
-        if let Some(resp) = engine.handle_request(call, req).await {
+        let work = engine.handle_request(call, req);
+        tokio::pin!(work);
+        let response = loop {
+            tokio::select! {
+                biased;
+                Some(item) = rx.recv() => {
+                    if let Outgoing::Message(m) = item {
+                        let _ = out.send(m).await;
+                    }
+                }
+                r = &mut work => break r,
+            }
+        };
+        while let Ok(item) = rx.try_recv() {
+            if let Outgoing::Message(m) = item {
+                let _ = out.send(m).await;
+            }
+        }
+        if let Some(resp) = response {
             let _ = out.send(resp.to_value()).await;
         }
     });

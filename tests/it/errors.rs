@@ -290,3 +290,44 @@ async fn a_config_with_an_unavailable_runtime_fails_at_start_naming_the_entry() 
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn a_request_id_in_use_is_refused_without_disturbing_the_running_call() {
+    let s = std::sync::Arc::new(TestServer::start().await);
+    let sid = s.initialize("2025-11-25", json!({})).await;
+    let call = |ms: u64| {
+        json!({"jsonrpc": "2.0", "id": 77, "method": "tools/call",
+        "params": {"name": "testkit_sleep", "arguments": {"ms": ms, "steps": 1}}})
+    };
+    let (s2, sid2, first) = (s.clone(), sid.clone(), call(400));
+    let running = tokio::spawn(async move {
+        s2.post(Some(&sid2), &first)
+            .await
+            .json::<Value>()
+            .await
+            .unwrap()
+    });
+    while s.engine.footprint().await.unwrap().running_requests == 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let dup: Value = s.post(Some(&sid), &call(0)).await.json().await.unwrap();
+    assert_eq!(dup["error"]["code"], -32600);
+    assert!(
+        dup["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("already in use")
+    );
+    let first = running.await.unwrap();
+    assert_eq!(first["result"]["content"][0]["text"], "slept 400 ms");
+    // Another session may use the same id at the same time.
+    let other = s.initialize("2025-11-25", json!({})).await;
+    assert_eq!(
+        s.post(Some(&other), &call(0))
+            .await
+            .json::<Value>()
+            .await
+            .unwrap()["result"]["content"][0]["text"],
+        "slept 0 ms"
+    );
+}

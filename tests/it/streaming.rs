@@ -388,3 +388,45 @@ async fn quiet_streams_carry_keep_alive_comments() {
     }
     assert!(seen.contains(": keep-alive\n\n"), "{seen:?}");
 }
+
+#[tokio::test]
+async fn a_server_closed_stream_is_resumed_and_the_result_arrives() {
+    let s = TestServer::start().await;
+    let sid = s.initialize("2025-11-25", json!({})).await;
+    let resp = s
+        .post(Some(&sid), &call(11, "test_reconnection", json!({}), None))
+        .await;
+    let mut post = SseReader::new(resp);
+    let priming = post.next(SECS5).await.unwrap();
+    assert_eq!(
+        (priming.data.as_str(), priming.retry),
+        ("", Some(1000)),
+        "priming with retry first"
+    );
+    assert!(
+        post.next(SECS5).await.is_none(),
+        "the server closed the POST stream before the result"
+    );
+    let resumed = s.get_stream(&sid, priming.id.as_deref()).await;
+    let events = SseReader::new(resumed)
+        .until_response(&json!(11), SECS5)
+        .await;
+    assert_eq!(
+        events.last().unwrap().json()["result"]["content"][0]["text"],
+        "Reconnection test completed"
+    );
+}
+
+#[tokio::test]
+async fn errors_about_a_readable_request_carry_its_id() {
+    let s = TestServer::start().await;
+    let resp = s
+        .post(
+            None,
+            &json!({"jsonrpc": "2.0", "id": 101, "method": "tools/list"}),
+        )
+        .await;
+    assert_eq!(resp.status(), 400);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["id"], 101);
+}

@@ -30,6 +30,7 @@ impl Module for Conformance {
             "test_elicitation" => func(elicitation),
             "test_elicitation_sep1034_defaults" => func(elicitation_defaults),
             "test_elicitation_sep1330_enums" => func(elicitation_enums),
+            "test_reconnection" => func(reconnection),
             "echo_arguments" => func(echo_arguments),
             "read_resource" => func(read_resource),
             "get_prompt" => func(get_prompt),
@@ -213,6 +214,15 @@ async fn elicitation_enums(ctx: Arc<Ctx>, _: Value) -> Result<Output, FunctionEr
     });
     let answer = elicit(&ctx, "Please select options from the enum fields", schema).await?;
     Ok(Output::Text(format!("Elicitation completed: {answer}")))
+}
+
+/// SEP-1699: closes the response stream mid-call; the result must reach the client through
+/// `GET` + `Last-Event-ID`.
+async fn reconnection(ctx: Arc<Ctx>, _: Value) -> Result<Output, FunctionError> {
+    ctx.close_stream().await;
+    // Finish after the client has seen the close, so the result lands in the replay buffer.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    Ok(Output::Text("Reconnection test completed".into()))
 }
 
 /// Backs tools whose interest is their schema (e.g. `json_schema_2020_12_tool`).

@@ -6,10 +6,10 @@ use std::sync::Arc;
 
 use axum::response::Response;
 use serde_json::Value;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::auth::Principal;
-use crate::engine::Call;
+use crate::engine::{Call, Outgoing};
 use crate::protocol::{Request, Response as RpcResponse};
 use crate::state::{ReplayFrom, SessionRecord, StateError, StateErrorKind, StreamKey};
 use crate::transport::HttpState;
@@ -28,7 +28,7 @@ pub async fn run(
     batch: bool,
 ) -> Result<Response, HttpError> {
     let total = requests.len();
-    let (msg_tx, mut msg_rx) = mpsc::channel::<Value>(OUT_CAPACITY);
+    let (out_tx, mut out_rx) = mpsc::channel::<Outgoing>(OUT_CAPACITY);
     let (fin_tx, mut fin_rx) = mpsc::channel::<Option<RpcResponse>>(total.max(1));
     for req in requests {
         // Spawned, so a client that disconnects does not cancel the work (spec: disconnect is
@@ -37,14 +37,14 @@ pub async fn run(
         let call = Call {
             principal: principal.clone(),
             session: Some(session.clone()),
-            out: Some(msg_tx.clone()),
+            out: Some(out_tx.clone()),
         };
         let fin_tx = fin_tx.clone();
         tokio::spawn(async move {
             let _ = fin_tx.send(engine.handle_request(call, req).await).await;
         });
     }
-    drop(msg_tx);
+    drop(out_tx);
     drop(fin_tx);
 
     let mut finals: Vec<Option<RpcResponse>> = Vec::with_capacity(total);
@@ -56,16 +56,16 @@ pub async fn run(
                     finals.push(r);
                     if finals.len() == total {
                         // Messages sent before the last response must not be lost.
-                        if let Ok(first) = msg_rx.try_recv() {
-                            return stream(state, &session, vec![first], msg_rx, fin_rx, finals).await;
+                        if let Ok(first) = out_rx.try_recv() {
+                            return stream(state, &session, first, out_rx, fin_rx, finals).await;
                         }
                         return Ok(json_answer(finals, batch));
                     }
                 }
                 None => return Ok(json_answer(finals, batch)),
             },
-            m = msg_rx.recv() => match m {
-                Some(first) => return stream(state, &session, vec![first], msg_rx, fin_rx, finals).await,
+            m = out_rx.recv() => match m {
+                Some(first) => return stream(state, &session, first, out_rx, fin_rx, finals).await,
                 None => continue,
             },
         }
@@ -83,12 +83,13 @@ fn json_answer(finals: Vec<Option<RpcResponse>>, batch: bool) -> Response {
 }
 
 /// Switches to SSE: a pump task copies every message and response into a fresh replay stream;
-/// the HTTP body follows that stream.
+/// the HTTP body follows that stream until the last response, or until a function asks to
+/// close the connection early (the client then resumes with `Last-Event-ID`).
 async fn stream(
     state: &HttpState,
     session: &SessionRecord,
-    first: Vec<Value>,
-    mut msg_rx: mpsc::Receiver<Value>,
+    first: Outgoing,
+    mut out_rx: mpsc::Receiver<Outgoing>,
     mut fin_rx: mpsc::Receiver<Option<RpcResponse>>,
     mut finals: Vec<Option<RpcResponse>>,
 ) -> Result<Response, HttpError> {
@@ -110,8 +111,10 @@ async fn stream(
                 cause: "a fresh stream vanished".into(),
             })
         })?;
+    let (close_tx, close_rx) = oneshot::channel::<()>();
     let pump_key = key.clone();
     tokio::spawn(async move {
+        let mut close_tx = Some(close_tx);
         let write = |data: String, last: bool| {
             let events = events.clone();
             let key = pump_key.clone();
@@ -121,16 +124,22 @@ async fn stream(
                 }
             }
         };
-        for m in first {
-            write(m.to_string(), false).await;
-        }
+        let mut forward = async |item: Outgoing| match item {
+            Outgoing::Message(m) => write(m.to_string(), false).await,
+            Outgoing::CloseStream => {
+                if let Some(tx) = close_tx.take() {
+                    let _ = tx.send(());
+                }
+            }
+        };
+        forward(first).await;
         let mut done: Vec<RpcResponse> = finals.drain(..).flatten().collect();
         let mut messages_open = true;
         loop {
             tokio::select! {
                 biased;
-                m = msg_rx.recv(), if messages_open => match m {
-                    Some(m) => write(m.to_string(), false).await,
+                m = out_rx.recv(), if messages_open => match m {
+                    Some(m) => forward(m).await,
                     None => messages_open = false,
                 },
                 f = fin_rx.recv() => match f {
@@ -139,8 +148,8 @@ async fn stream(
                 },
             }
         }
-        while let Ok(m) = msg_rx.try_recv() {
-            write(m.to_string(), false).await;
+        while let Ok(m) = out_rx.try_recv() {
+            forward(m).await;
         }
         let n = done.len();
         for (i, r) in done.into_iter().enumerate() {
@@ -156,5 +165,12 @@ async fn stream(
         priming,
         event_name: None,
     };
-    Ok(sse::response(sse::body(key, subscription, opts, None, ())))
+    Ok(sse::response(sse::body(
+        key,
+        subscription,
+        opts,
+        None,
+        Some(close_rx),
+        (),
+    )))
 }

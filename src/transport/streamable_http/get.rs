@@ -71,7 +71,7 @@ pub async fn mcp_get(
             .ok_or_else(|| {
                 HttpError::bad_request("the stream of that Last-Event-ID is no longer available")
             })?;
-        return Ok(sse::response(sse::body(key, replay, opts, None, ())));
+        return Ok(sse::response(sse::body(key, replay, opts, None, None, ())));
     }
 
     let guard = {
@@ -101,5 +101,5 @@ pub async fn mcp_get(
     if opts.priming && from == ReplayFrom::Live {
         events.append(&key, Arc::from(""), false).await?;
     }
-    Ok(sse::response(sse::body(key, live, opts, None, guard)))
+    Ok(sse::response(sse::body(key, live, opts, None, None, guard)))
 }

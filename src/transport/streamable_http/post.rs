@@ -41,7 +41,16 @@ pub async fn mcp_post(
         return initialize(&state, &principal, req).await;
     }
 
-    let session = load_session(&state, &headers, &principal).await?;
+    let session = match load_session(&state, &headers, &principal).await {
+        Ok(s) => s,
+        Err(mut e) => {
+            // The error answers a request we could read: say which one.
+            if let Incoming::Single(Message::Request(r)) = &incoming {
+                e.id = Some(r.id.clone());
+            }
+            return Err(e);
+        }
+    };
     check_version_header(&headers, &session)?;
     let (messages, batch) = match incoming {
         Incoming::Single(m) => (vec![m], false),
