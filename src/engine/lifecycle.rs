@@ -5,6 +5,7 @@ use serde_json::{Value, json};
 
 use super::Engine;
 use crate::protocol::{ProtocolVersion, RpcError};
+use crate::state::SessionRecord;
 
 /// What `initialize` settled, for the transport to store in the session.
 pub struct Negotiated {
@@ -12,6 +13,16 @@ pub struct Negotiated {
     pub client_info: Value,
     pub client_capabilities: Value,
     pub result: Value,
+}
+
+impl Negotiated {
+    /// Records what was negotiated in the session (new, or a legacy SSE session that opened
+    /// before `initialize`).
+    pub fn apply(&self, session: &mut SessionRecord) {
+        session.protocol_version = Some(self.version);
+        session.client_info = self.client_info.clone();
+        session.client_capabilities = self.client_capabilities.clone();
+    }
 }
 
 impl Engine {

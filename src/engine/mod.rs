@@ -6,6 +6,7 @@
 mod completion;
 mod lifecycle;
 mod notifications;
+mod ordered;
 mod pagination;
 mod peer;
 mod prompts;
@@ -259,10 +260,7 @@ impl Engine {
         params: &Value,
         on: bool,
     ) -> Result<Value, RpcError> {
-        let uri = params
-            .get("uri")
-            .and_then(Value::as_str)
-            .ok_or_else(|| RpcError::invalid_params("Invalid params: 'uri' must be a string"))?;
+        let uri = str_param(params, "uri")?;
         if catalog.resource(uri).is_none() && catalog.match_template(uri).is_none() {
             return Err(resources::not_found(uri));
         }
@@ -352,6 +350,13 @@ impl Engine {
             bus_topics: self.backends.bus.topic_count(),
         })
     }
+}
+
+/// A required string parameter, or -32602 naming it.
+fn str_param<'a>(params: &'a Value, key: &str) -> Result<&'a str, RpcError> {
+    params.get(key).and_then(Value::as_str).ok_or_else(|| {
+        RpcError::invalid_params(format!("Invalid params: '{key}' must be a string"))
+    })
 }
 
 fn requires_session() -> RpcError {

@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use super::{Call, Engine, pagination};
+use super::{Call, Engine, pagination, str_param};
 use crate::catalog::Catalog;
 use crate::protocol::{Request, RpcError};
 use crate::runtime::Output;
@@ -22,10 +22,7 @@ pub async fn get(
     params: &Value,
     cancel: &CancellationToken,
 ) -> Result<Value, RpcError> {
-    let name = params
-        .get("name")
-        .and_then(Value::as_str)
-        .ok_or_else(|| RpcError::invalid_params("Invalid params: 'name' must be a string"))?;
+    let name = str_param(params, "name")?;
     let prompt = catalog
         .prompt(name)
         .ok_or_else(|| RpcError::invalid_params(format!("Unknown prompt: {name}")))?;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use super::{Call, Engine, pagination};
+use super::{Call, Engine, pagination, str_param};
 use crate::catalog::Catalog;
 use crate::protocol::{Request, RpcError, codes};
 use crate::runtime::{Function, Output};
@@ -49,10 +49,7 @@ pub async fn read(
     params: &Value,
     cancel: &CancellationToken,
 ) -> Result<Value, RpcError> {
-    let uri = params
-        .get("uri")
-        .and_then(Value::as_str)
-        .ok_or_else(|| RpcError::invalid_params("Invalid params: 'uri' must be a string"))?;
+    let uri = str_param(params, "uri")?;
     let (function, setting, mime, name, vars): (Arc<dyn Function>, _, _, _, _) =
         if let Some(r) = catalog.resource(uri) {
             (

@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use super::{Call, Engine, pagination};
+use super::{Call, Engine, pagination, str_param};
 use crate::catalog::{Catalog, ToolDef};
 use crate::protocol::{ProtocolVersion, Request, RpcError};
 use crate::runtime::{FunctionError, Output};
@@ -40,10 +40,7 @@ pub async fn call(
     params: &Value,
     cancel: &CancellationToken,
 ) -> Result<Value, RpcError> {
-    let name = params
-        .get("name")
-        .and_then(Value::as_str)
-        .ok_or_else(|| RpcError::invalid_params("Invalid params: 'name' must be a string"))?;
+    let name = str_param(params, "name")?;
     let tool = catalog
         .tool(name)
         .ok_or_else(|| RpcError::invalid_params(format!("Unknown tool: {name}")))?;

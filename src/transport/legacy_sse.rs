@@ -12,14 +12,13 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::Deserialize;
 use serde_json::Value;
-use tokio::sync::mpsc;
 
 use super::HttpState;
 use super::http::{accepted, accepts, find_session, not_acceptable, read_body, require_json};
 use super::http_error::HttpError;
 use super::sse::{self, SseOptions};
 use crate::auth::Principal;
-use crate::engine::{Call, Engine, Outgoing};
+use crate::engine::Engine;
 use crate::protocol::jsonrpc;
 use crate::protocol::{Message, Request, Response as RpcResponse};
 use crate::state::{EventLog, ReplayFrom, SessionId, SessionRecord, StreamKey, TransportKind};
@@ -136,9 +135,7 @@ pub async fn messages_post(
         Message::Request(req) if req.method == "initialize" => {
             let answer = match engine.negotiate(req.params.as_ref().unwrap_or(&Value::Null)) {
                 Ok(n) => {
-                    session.protocol_version = Some(n.version);
-                    session.client_info = n.client_info;
-                    session.client_capabilities = n.client_capabilities;
+                    n.apply(&mut session);
                     if !engine.backends.sessions.update(&session).await? {
                         return Err(HttpError::session_not_found());
                     }
@@ -167,37 +164,13 @@ fn spawn_request(
     key: StreamKey,
     req: Request,
 ) {
-    let (tx, mut rx) = mpsc::channel::<Outgoing>(64);
     let events: Arc<dyn EventLog> = engine.backends.events.clone();
-    tokio::spawn(async move {
-        let call = Call {
-            principal,
-            session: Some(session),
-            out: Some(tx),
-        };
-        let work = engine.handle_request(call, req);
-        tokio::pin!(work);
-        let response = loop {
-            tokio::select! {
-                biased;
-                Some(out) = rx.recv() => append(&events, &key, out).await,
-                r = &mut work => break r,
+    tokio::spawn(engine.run_ordered(principal, session, req, move |message| {
+        let (events, key) = (events.clone(), key.clone());
+        async move {
+            if let Err(e) = events.append(&key, message.to_string().into(), false).await {
+                tracing::warn!(session = %key.session, error = %e, "could not buffer an SSE message");
             }
-        };
-        while let Ok(out) = rx.try_recv() {
-            append(&events, &key, out).await;
         }
-        if let Some(r) = response {
-            let _ = events.append(&key, r.to_json().into(), false).await;
-        }
-    });
-}
-
-/// The SSE connection is the session here: an early close would end it, so only messages count.
-async fn append(events: &Arc<dyn EventLog>, key: &StreamKey, out: Outgoing) {
-    if let Outgoing::Message(m) = out
-        && let Err(e) = events.append(key, m.to_string().into(), false).await
-    {
-        tracing::warn!(session = %key.session, error = %e, "could not buffer an SSE message");
-    }
+    }));
 }

@@ -11,7 +11,7 @@ use tokio::task::JoinHandle;
 use tokio_util::codec::{FramedRead, LinesCodec, LinesCodecError};
 
 use crate::auth::Principal;
-use crate::engine::{Call, Engine, Outgoing};
+use crate::engine::Engine;
 use crate::protocol::{Message, Request, Response, RpcError, jsonrpc};
 use crate::state::{SessionRecord, TransportKind};
 
@@ -129,9 +129,7 @@ async fn initialize(
         TransportKind::Stdio,
         engine.backends.clock.now_ms(),
     );
-    record.protocol_version = Some(n.version);
-    record.client_info = n.client_info;
-    record.client_capabilities = n.client_capabilities;
+    n.apply(&mut record);
     if let Err(e) = engine.backends.sessions.create(record.clone()).await {
         return Response::err(Some(req.id.clone()), crate::engine::state_error(e));
     }
@@ -153,8 +151,7 @@ async fn initialize(
     Response::ok(req.id.clone(), n.result)
 }
 
-/// Runs one request; its messages and then its response go to stdout in order. stdio has one
-/// stream and nothing to resume, so requests to close the stream early are ignored.
+/// Runs one request; its messages and then its response go to stdout in order.
 fn spawn_request(
     engine: &Arc<Engine>,
     principal: Principal,
@@ -162,36 +159,16 @@ fn spawn_request(
     req: Request,
     out: mpsc::Sender<Value>,
 ) {
-    let engine = engine.clone();
-    let (tx, mut rx) = mpsc::channel::<Outgoing>(64);
-    tokio::spawn(async move {
-        let call = Call {
-            principal,
-            session: Some(session),
-            out: Some(tx),
-        };
-        let work = engine.handle_request(call, req);
-        tokio::pin!(work);
-        let response = loop {
-            tokio::select! {
-                biased;
-                Some(item) = rx.recv() => {
-                    if let Outgoing::Message(m) = item {
-                        let _ = out.send(m).await;
-                    }
+    tokio::spawn(
+        engine
+            .clone()
+            .run_ordered(principal, session, req, move |message| {
+                let out = out.clone();
+                async move {
+                    let _ = out.send(message).await;
                 }
-                r = &mut work => break r,
-            }
-        };
-        while let Ok(item) = rx.try_recv() {
-            if let Outgoing::Message(m) = item {
-                let _ = out.send(m).await;
-            }
-        }
-        if let Some(resp) = response {
-            let _ = out.send(resp.to_value()).await;
-        }
-    });
+            }),
+    );
 }
 
 async fn write_lines<W: AsyncWrite + Unpin>(mut output: W, mut rx: mpsc::Receiver<Value>) {

@@ -109,9 +109,7 @@ async fn initialize(
         TransportKind::StreamableHttp,
         engine.backends.clock.now_ms(),
     );
-    session.protocol_version = Some(negotiated.version);
-    session.client_info = negotiated.client_info;
-    session.client_capabilities = negotiated.client_capabilities;
+    negotiated.apply(&mut session);
     engine.backends.sessions.create(session.clone()).await?;
     tracing::debug!(session = %session.id, version = %negotiated.version, "session created");
     let answer = RpcResponse::ok(req.id.clone(), negotiated.result).to_value();
