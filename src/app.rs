@@ -21,15 +21,23 @@ use crate::auth::Principal;
 use crate::catalog::{Catalog, CatalogError};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
-use crate::engine::{Backends, Engine, EngineSettings};
+use crate::engine::{Backends, Engine, EngineError, EngineSettings};
 use crate::ops::origin::OriginPolicy;
 use crate::state::memory::{EventLogLimits, MemoryBus, MemoryEventLog, MemorySessionStore};
 use crate::transport::http::valid_endpoint_id;
 use crate::transport::http_error::HttpError;
 use crate::transport::{HttpSettings, HttpState, legacy_sse, plain_http, streamable_http};
 
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
 /// Builds the engine on the embedded (in-memory) backends.
-pub fn build_engine(config: &Config, clock: Arc<dyn Clock>) -> Result<Arc<Engine>, CatalogError> {
+pub fn build_engine(config: &Config, clock: Arc<dyn Clock>) -> Result<Arc<Engine>, BuildError> {
     let catalog = Catalog::load(config.config_file.as_deref())?;
     let backends = Backends {
         sessions: Arc::new(MemorySessionStore::new(
@@ -48,8 +56,18 @@ pub fn build_engine(config: &Config, clock: Arc<dyn Clock>) -> Result<Arc<Engine
         server_version: env!("CARGO_PKG_VERSION").into(),
         page_size: config.page_size,
         client_request_timeout: Duration::from_secs(config.client_request_timeout_secs),
+        request_state_key: match &config.request_state_key {
+            Some(k) => k.as_bytes().to_vec(),
+            None => {
+                tracing::info!(
+                    "REQUEST_STATE_KEY is not set: requestState is sealed with a random per-process key"
+                );
+                rand::random::<[u8; 32]>().to_vec()
+            }
+        },
+        request_state_ttl: Duration::from_secs(config.request_state_ttl_secs),
     };
-    Ok(Engine::new(catalog, backends, settings))
+    Ok(Engine::new(catalog, backends, settings)?)
 }
 
 pub fn http_state(config: &Config, engine: Arc<Engine>) -> HttpState {
@@ -71,7 +89,7 @@ pub fn http_state(config: &Config, engine: Arc<Engine>) -> HttpState {
 }
 
 /// Everything a config produces, ready to serve.
-pub fn build(config: &Config) -> Result<HttpState, CatalogError> {
+pub fn build(config: &Config) -> Result<HttpState, BuildError> {
     let engine = build_engine(config, Arc::new(SystemClock))?;
     Ok(http_state(config, engine))
 }

@@ -115,6 +115,16 @@ pub struct Config {
     #[arg(long, env = "LOG_LEVEL", default_value = "info")]
     pub log_level: String,
 
+    /// HMAC key (at least 32 characters) that seals stateless-era `requestState`; every node of
+    /// a cluster needs the same one. Unset: a random key per process (single node only).
+    #[arg(long, env = "REQUEST_STATE_KEY")]
+    #[serde(serialize_with = "mask")]
+    pub request_state_key: Option<String>,
+
+    /// Seconds a sealed `requestState` stays valid.
+    #[arg(long, env = "REQUEST_STATE_TTL_SECS", default_value_t = 600)]
+    pub request_state_ttl_secs: u64,
+
     /// Redis URL for shared cluster state. Not in this build yet: setting it stops start-up
     /// rather than silently running on per-node memory.
     #[arg(long, env = "REDIS_URL")]
@@ -151,6 +161,8 @@ pub enum ConfigError {
     Zero(&'static str),
     #[error("max_json_depth must be between 2 and 1024, got {0}")]
     Depth(usize),
+    #[error("REQUEST_STATE_KEY must be at least 32 characters")]
+    ShortStateKey,
     #[error("{0} is set, but {1}; unset it to start")]
     NotAvailable(&'static str, &'static str),
 }
@@ -172,12 +184,20 @@ impl Config {
                 self.client_request_timeout_secs,
             ),
             ("page_size", self.page_size as u64),
+            ("request_state_ttl_secs", self.request_state_ttl_secs),
         ];
         if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(ConfigError::Zero(name));
         }
         if !(2..=1024).contains(&self.max_json_depth) {
             return Err(ConfigError::Depth(self.max_json_depth));
+        }
+        if self
+            .request_state_key
+            .as_ref()
+            .is_some_and(|k| k.len() < 32)
+        {
+            return Err(ConfigError::ShortStateKey);
         }
         // Settings of features this build lacks: an operator who sets them expects shared
         // state or authentication, so running without would be worse than not running.
@@ -220,6 +240,7 @@ impl Config {
         c.allowed_origins = Vec::new();
         c.log_level = "warn".into();
         c.redis_url = None;
+        c.request_state_key = None;
         c.auth_provider = None;
         c.jwt_secret_key = None;
         c.admin_static_token = None;

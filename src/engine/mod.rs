@@ -4,13 +4,16 @@
 //! responses and pushes related messages into the request's outgoing channel.
 
 mod completion;
+mod invoke;
 mod lifecycle;
+pub mod modern;
 mod notifications;
 mod ordered;
 mod pagination;
 mod peer;
 mod prompts;
 mod registry;
+pub mod request_state;
 mod resources;
 mod tools;
 pub mod topics;
@@ -31,10 +34,14 @@ use crate::auth::Principal;
 use crate::catalog::{Catalog, CatalogHandle};
 use crate::clock::Clock;
 use crate::protocol::{Notification, Request, RequestId, Response, RpcError, codes};
-use crate::runtime::Ctx;
 use crate::state::{Bus, EventLog, LogLevel, SessionId, SessionRecord, SessionStore, StateError};
-use peer::RequestPeer;
 use registry::{Inflight, PendingClientRequests};
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("the requestState key cannot be used as an HMAC key")]
+    StateKey,
+}
 
 /// Server identity and limits the engine needs.
 #[derive(Debug, Clone)]
@@ -45,6 +52,10 @@ pub struct EngineSettings {
     pub page_size: usize,
     /// How long a function waits for the client to answer a server-to-client request.
     pub client_request_timeout: Duration,
+    /// HMAC key for stateless-era `requestState` (shared by every node of a cluster).
+    pub request_state_key: Vec<u8>,
+    /// How long a sealed `requestState` stays valid.
+    pub request_state_ttl: Duration,
 }
 
 /// The backends the engine reads and writes.
@@ -74,6 +85,27 @@ pub struct Call {
     /// Where related notifications and server-to-client requests go; `None` when the
     /// transport cannot carry them.
     pub out: Option<mpsc::Sender<Outgoing>>,
+    /// Stateless era: what the request's `_meta` says (there is no session).
+    pub modern: Option<modern::ModernMeta>,
+    /// Cancels the request from outside (stateless era: the client closed the response).
+    pub cancel: Option<CancellationToken>,
+}
+
+impl Call {
+    /// A legacy-era call in `session` (or without one, on plain HTTP).
+    pub fn legacy(
+        principal: Principal,
+        session: Option<SessionRecord>,
+        out: Option<mpsc::Sender<Outgoing>>,
+    ) -> Self {
+        Self {
+            principal,
+            session,
+            out,
+            modern: None,
+            cancel: None,
+        }
+    }
 }
 
 /// Counts of everything the engine holds per session, for health output and leak tests.
@@ -95,23 +127,36 @@ pub struct Engine {
     settings: EngineSettings,
     inflight: Inflight,
     pending: Arc<PendingClientRequests>,
+    /// Seals and opens stateless-era `requestState`.
+    sealer: request_state::StateSealer,
     /// Per-session tasks that turn bus events into the session's notifications.
     pumps: Mutex<HashMap<SessionId, JoinHandle<()>>>,
     id_prefix: Arc<str>,
 }
 
 impl Engine {
-    pub fn new(catalog: Catalog, backends: Backends, settings: EngineSettings) -> Arc<Self> {
+    pub fn new(
+        catalog: Catalog,
+        backends: Backends,
+        settings: EngineSettings,
+    ) -> Result<Arc<Self>, EngineError> {
         let prefix: u32 = rand::random();
-        Arc::new(Self {
+        let sealer = request_state::StateSealer::new(
+            &settings.request_state_key,
+            settings.request_state_ttl.as_millis() as u64,
+            backends.clock.clone(),
+        )
+        .map_err(|_| EngineError::StateKey)?;
+        Ok(Arc::new(Self {
             catalog: CatalogHandle::new(catalog),
             backends,
             settings,
             inflight: Inflight::default(),
             pending: Arc::new(PendingClientRequests::default()),
+            sealer,
             pumps: Mutex::new(HashMap::new()),
             id_prefix: format!("srv{prefix:08x}").into(),
-        })
+        }))
     }
 
     pub fn settings(&self) -> &EngineSettings {
@@ -158,7 +203,11 @@ impl Engine {
             },
             None => None,
         };
-        let cancel = guard.as_ref().map(|g| g.token.clone()).unwrap_or_default();
+        let cancel = match (&guard, &call.cancel) {
+            (Some(g), _) => g.token.clone(),
+            (None, Some(external)) => external.clone(),
+            (None, None) => CancellationToken::new(),
+        };
         let id = req.id.clone();
         let outcome = tokio::select! {
             r = self.dispatch(&call, &req, &cancel) => r,
@@ -172,6 +221,27 @@ impl Engine {
     }
 
     async fn dispatch(
+        &self,
+        call: &Call,
+        req: &Request,
+        cancel: &CancellationToken,
+    ) -> Result<Value, RpcError> {
+        if call.modern.is_some() {
+            if !modern::serves(&req.method) || req.method == "subscriptions/listen" {
+                // subscriptions/listen is a stream; its transport serves it, not this dispatcher.
+                return Err(RpcError::method_not_found(&req.method));
+            }
+            let mut result = match req.method.as_str() {
+                "server/discover" => self.discover(),
+                _ => self.dispatch_method(call, req, cancel).await?,
+            };
+            self.decorate(&req.method, &mut result);
+            return Ok(result);
+        }
+        self.dispatch_method(call, req, cancel).await
+    }
+
+    async fn dispatch_method(
         &self,
         call: &Call,
         req: &Request,
@@ -211,34 +281,6 @@ impl Engine {
 
     fn version(&self, call: &Call) -> Option<crate::protocol::ProtocolVersion> {
         call.session.as_ref().and_then(|s| s.protocol_version)
-    }
-
-    /// Builds the context a function runs with.
-    fn ctx(
-        &self,
-        call: &Call,
-        req: &Request,
-        cancel: &CancellationToken,
-        entry: &str,
-        setting: &Value,
-    ) -> Arc<Ctx> {
-        let peer = RequestPeer {
-            session: call.session.clone(),
-            out: call.out.clone(),
-            pending: self.pending.clone(),
-            bus: self.backends.bus.clone(),
-            timeout: self.settings.client_request_timeout,
-            id_prefix: self.id_prefix.clone(),
-        };
-        let ctx = Ctx::new(
-            call.session.as_ref().map(|s| s.id.clone()),
-            call.principal.clone(),
-            cancel.clone(),
-            req.progress_token(),
-            call.session.as_ref().and_then(|s| s.log_level),
-            Arc::new(peer),
-        );
-        Arc::new(ctx.for_entry(entry, setting.clone()))
     }
 
     async fn set_level(&self, call: &Call, params: &Value) -> Result<Value, RpcError> {

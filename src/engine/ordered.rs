@@ -26,11 +26,7 @@ impl Engine {
         Fut: Future<Output = ()>,
     {
         let (tx, mut rx) = mpsc::channel::<Outgoing>(64);
-        let call = Call {
-            principal,
-            session: Some(session),
-            out: Some(tx),
-        };
+        let call = Call::legacy(principal, Some(session), Some(tx));
         let work = self.handle_request(call, req);
         tokio::pin!(work);
         let response = loop {

@@ -14,14 +14,19 @@ use super::registry::PendingClientRequests;
 use super::topics;
 use crate::protocol::{Message, RequestId};
 use crate::runtime::{ClientRequestError, Peer};
-use crate::state::{Bus, SessionRecord};
+use crate::state::{Bus, SessionId};
 
 /// Ids of server-to-client requests: a per-process random prefix plus a counter, so they are
 /// unique within every session even across restarts.
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 pub struct RequestPeer {
-    pub session: Option<SessionRecord>,
+    /// The session server-to-client requests belong to (legacy era only).
+    pub session: Option<SessionId>,
+    /// What the client declared (from `initialize` or the request's `_meta`).
+    pub capabilities: Value,
+    /// Stateless era without `logLevel`: log notifications are not sent at all.
+    pub drop_logs: bool,
     /// The request's outgoing stream; `None` on transports with no way back (plain HTTP).
     pub out: Option<mpsc::Sender<Outgoing>>,
     pub pending: Arc<PendingClientRequests>,
@@ -33,6 +38,9 @@ pub struct RequestPeer {
 #[async_trait]
 impl Peer for RequestPeer {
     async fn notify(&self, method: &str, params: Value) {
+        if self.drop_logs && method == "notifications/message" {
+            return;
+        }
         if let Some(out) = &self.out {
             // A closed stream means the transport is gone; the function keeps running.
             let _ = out
@@ -52,7 +60,7 @@ impl Peer for RequestPeer {
             self.id_prefix,
             NEXT_ID.fetch_add(1, Ordering::Relaxed)
         ));
-        let reply = self.pending.register(&session.id, &id);
+        let reply = self.pending.register(session, &id);
         if out
             .send(Outgoing::Message(Message::request_value(
                 &id, method, params,
@@ -60,7 +68,7 @@ impl Peer for RequestPeer {
             .await
             .is_err()
         {
-            self.pending.forget(&session.id, &id);
+            self.pending.forget(session, &id);
             return Err(ClientRequestError::NoBackChannel);
         }
         match tokio::time::timeout(self.timeout, reply).await {
@@ -71,7 +79,7 @@ impl Peer for RequestPeer {
             }),
             Ok(Err(_)) => Err(ClientRequestError::SessionGone),
             Err(_) => {
-                self.pending.forget(&session.id, &id);
+                self.pending.forget(session, &id);
                 Err(ClientRequestError::Timeout {
                     method: method.to_string(),
                     timeout: self.timeout,
@@ -87,9 +95,16 @@ impl Peer for RequestPeer {
     }
 
     fn client_supports(&self, capability: &str) -> bool {
-        self.session
-            .as_ref()
-            .is_some_and(|s| s.client_supports(capability))
+        self.capabilities
+            .get(capability)
+            .is_some_and(|v| !v.is_null())
+    }
+
+    async fn list_changed(&self, list: &str) {
+        let event = json!({"type": format!("{list}_changed")});
+        if let Err(e) = self.bus.publish(topics::CATALOG, event).await {
+            tracing::warn!(error = %e, "could not publish a list change");
+        }
     }
 
     async fn resource_updated(&self, uri: &str) {

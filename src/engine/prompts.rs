@@ -45,12 +45,12 @@ pub async fn get(
             missing.name
         )));
     }
-    let ctx = engine.ctx(call, req, cancel, name, &prompt.setting);
-    let output = prompt
-        .function
-        .call(ctx, args)
-        .await
-        .map_err(|e| RpcError::internal(format!("Prompt {name} failed: {e}")))?;
+    let ctx = engine.ctx(call, req, cancel, name, &prompt.setting)?;
+    let output = prompt.function.call(ctx.clone(), args).await;
+    if let Some(outcome) = engine.client_outcome(call, req, name, &ctx, &output) {
+        return outcome;
+    }
+    let output = output.map_err(|e| RpcError::internal(format!("Prompt {name} failed: {e}")))?;
     let user = |content: Value| json!({"role": "user", "content": content});
     let mut result = match output {
         Output::Text(t) => json!({"messages": [user(json!({"type": "text", "text": t}))]}),

@@ -73,14 +73,23 @@ pub async fn read(
                 name,
                 Value::Object(vars),
             )
+        } else if call.modern.is_some() {
+            // SEP-2164: the stateless era reports an unknown resource as invalid params.
+            return Err(
+                RpcError::invalid_params(format!("Resource not found: {uri}"))
+                    .with_data(json!({"uri": uri})),
+            );
         } else {
             return Err(not_found(uri));
         };
-    let ctx = engine.ctx(call, req, cancel, &name, &setting);
+    let ctx = engine.ctx(call, req, cancel, &name, &setting)?;
     let output = function
-        .call(ctx, json!({"uri": uri, "params": vars}))
-        .await
-        .map_err(|e| RpcError::internal(format!("Reading {uri} failed: {e}")))?;
+        .call(ctx.clone(), json!({"uri": uri, "params": vars}))
+        .await;
+    if let Some(outcome) = engine.client_outcome(call, req, &name, &ctx, &output) {
+        return outcome;
+    }
+    let output = output.map_err(|e| RpcError::internal(format!("Reading {uri} failed: {e}")))?;
     let item = |mime_default: &str, text: String| json!({"uri": uri, "mimeType": mime.as_deref().unwrap_or(mime_default), "text": text});
     let contents = match output {
         Output::Text(t) => vec![item("text/plain", t)],

@@ -58,8 +58,11 @@ pub async fn call(
             "Invalid arguments for tool {name}: {problems}"
         )));
     }
-    let ctx = engine.ctx(call, req, cancel, name, &tool.setting);
-    let output = tool.function.call(ctx, args).await;
+    let ctx = engine.ctx(call, req, cancel, name, &tool.setting)?;
+    let output = tool.function.call(ctx.clone(), args).await;
+    if let Some(outcome) = engine.client_outcome(call, req, name, &ctx, &output) {
+        return outcome;
+    }
     Ok(shape(tool, output))
 }
 

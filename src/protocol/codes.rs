@@ -18,3 +18,9 @@ pub const SESSION_NOT_FOUND: i64 = -32001;
 pub const RESOURCE_NOT_FOUND: i64 = -32002;
 /// The request was cancelled before it finished.
 pub const REQUEST_CANCELLED: i64 = -32800;
+/// Stateless era: a header disagrees with the body (MCP 2026-07-28).
+pub const HEADER_MISMATCH: i64 = -32020;
+/// Stateless era: the request needs a client capability it did not declare.
+pub const MISSING_REQUIRED_CLIENT_CAPABILITY: i64 = -32021;
+/// Stateless era: the requested protocol version is not supported.
+pub const UNSUPPORTED_PROTOCOL_VERSION: i64 = -32022;

@@ -8,7 +8,7 @@ use parking_lot::Mutex;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use super::ClientRequestError;
+use super::{ClientRequestError, InputRound};
 use crate::auth::Principal;
 use crate::state::{LogLevel, SessionId};
 
@@ -27,6 +27,8 @@ pub trait Peer: Send + Sync {
     fn client_supports(&self, capability: &str) -> bool;
     /// Tells every session subscribed to `uri` that the resource changed.
     async fn resource_updated(&self, uri: &str);
+    /// Tells every listener that a list changed (`tools`, `prompts` or `resources`).
+    async fn list_changed(&self, list: &str);
 }
 
 pub struct Ctx {
@@ -43,6 +45,8 @@ pub struct Ctx {
     peer: Arc<dyn Peer>,
     /// Progress must increase (spec basic/utilities/progress); remember the last value sent.
     last_progress: Mutex<Option<f64>>,
+    /// Stateless era only: the client input this request carries and what the function asks.
+    input: Option<InputRound>,
 }
 
 impl Ctx {
@@ -64,7 +68,18 @@ impl Ctx {
             log_level,
             peer,
             last_progress: Mutex::new(None),
+            input: None,
         }
+    }
+
+    /// Makes client requests go through input-required results (stateless era).
+    pub fn with_input(mut self, input: InputRound) -> Self {
+        self.input = Some(input);
+        self
+    }
+
+    pub fn input(&self) -> Option<&InputRound> {
+        self.input.as_ref()
     }
 
     pub fn for_entry(mut self, entry: &str, setting: Value) -> Self {
@@ -109,25 +124,92 @@ impl Ctx {
         self.peer.notify("notifications/message", params).await;
     }
 
-    /// Asks the client (`sampling/createMessage`, `elicitation/create`, `roots/list`). Fails
-    /// at once when the client did not declare the matching capability.
+    /// Asks the client (`sampling/createMessage`, `elicitation/create`, `roots/list`) under an
+    /// automatic key; see `ask`.
     pub async fn request_client(
         &self,
         method: &str,
         params: Value,
     ) -> Result<Value, ClientRequestError> {
-        let capability = match method {
-            "sampling/createMessage" => "sampling",
-            "elicitation/create" => "elicitation",
-            "roots/list" => "roots",
-            _ => "experimental",
-        };
-        if !self.peer.client_supports(capability) {
-            return Err(ClientRequestError::NotSupported(capability));
+        let key = self
+            .input
+            .as_ref()
+            .map(InputRound::next_auto_key)
+            .unwrap_or_default();
+        self.ask(&key, method, params).await
+    }
+
+    /// Asks the client for input. Legacy era: a server-to-client request on the request's
+    /// stream, awaited. Stateless era: the answer under `key` in `inputResponses`, or
+    /// `InputRequired` (the call then ends with an `input_required` result). Fails at once
+    /// when the client did not declare the matching capability.
+    pub async fn ask(
+        &self,
+        key: &str,
+        method: &str,
+        params: Value,
+    ) -> Result<Value, ClientRequestError> {
+        self.require(capability_of(method))?;
+        if let Some(round) = &self.input {
+            return round
+                .answer_or_ask(key, method, &params)
+                .ok_or(ClientRequestError::InputRequired);
         }
         tokio::select! {
             r = self.peer.request(method, params) => r,
             _ = self.cancel.cancelled() => Err(ClientRequestError::Cancelled),
+        }
+    }
+
+    /// Asks for several inputs at once: in the stateless era every missing one goes into the
+    /// same `input_required` result; in the legacy era they are asked one after another.
+    pub async fn ask_all(
+        &self,
+        asks: Vec<(&str, &str, Value)>,
+    ) -> Result<Vec<Value>, ClientRequestError> {
+        for (_, method, _) in &asks {
+            self.require(capability_of(method))?;
+        }
+        if let Some(round) = &self.input {
+            let answers: Vec<Option<Value>> = asks
+                .iter()
+                .map(|(key, method, params)| round.answer_or_ask(key, method, params))
+                .collect();
+            return answers
+                .into_iter()
+                .collect::<Option<Vec<_>>>()
+                .ok_or(ClientRequestError::InputRequired);
+        }
+        let mut answers = Vec::with_capacity(asks.len());
+        for (key, method, params) in asks {
+            answers.push(self.ask(key, method, params).await?);
+        }
+        Ok(answers)
+    }
+
+    /// Fails with `NotSupported` unless the client declared `capability`.
+    pub fn require(&self, capability: &'static str) -> Result<(), ClientRequestError> {
+        if self.peer.client_supports(capability) {
+            Ok(())
+        } else {
+            Err(ClientRequestError::NotSupported(capability))
+        }
+    }
+
+    pub fn client_supports(&self, capability: &str) -> bool {
+        self.peer.client_supports(capability)
+    }
+
+    /// The `requestState` this round carries (stateless era), already verified.
+    pub fn request_state(&self) -> Option<&Value> {
+        self.input.as_ref().and_then(InputRound::state)
+    }
+
+    /// State to get back, sealed, with the client's next round (stateless era; ignored in the
+    /// legacy era, where the function simply keeps running).
+    pub fn set_request_state(&self, state: Value) {
+        if let Some(round) = &self.input {
+            round.set_next_state(state);
         }
     }
 
@@ -136,7 +218,22 @@ impl Ctx {
         self.peer.close_stream().await;
     }
 
+    /// See `Peer::list_changed`.
+    pub async fn list_changed(&self, list: &str) {
+        self.peer.list_changed(list).await;
+    }
+
     pub async fn resource_updated(&self, uri: &str) {
         self.peer.resource_updated(uri).await;
+    }
+}
+
+/// The client capability a server-to-client method needs.
+fn capability_of(method: &str) -> &'static str {
+    match method {
+        "sampling/createMessage" => "sampling",
+        "elicitation/create" => "elicitation",
+        "roots/list" => "roots",
+        _ => "experimental",
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod builtin;
 mod ctx;
+mod input;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,6 +13,7 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 pub use ctx::{Ctx, Peer};
+pub use input::InputRound;
 
 use crate::protocol::RpcError;
 
@@ -58,6 +60,10 @@ pub enum ClientRequestError {
     SessionGone,
     #[error("the request was cancelled")]
     Cancelled,
+    /// Stateless era: the request does not carry the client's answer yet; the engine turns this
+    /// into an `input_required` result.
+    #[error("the client has to provide input first")]
+    InputRequired,
 }
 
 /// One callable unit of work behind a tool, resource or prompt.

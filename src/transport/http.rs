@@ -84,6 +84,17 @@ pub fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
+/// GET and DELETE belong to sessions; a stateless-era client (modern version header, no
+/// session) gets 405 (MCP 2026-07-28 streamable-http §Endpoint).
+pub fn refuse_stateless(headers: &HeaderMap) -> Result<(), HttpError> {
+    let modern =
+        header_str(headers, VERSION_HEADER).is_some_and(|v| ProtocolVersion::parse(v).is_none());
+    if modern && header_str(headers, SESSION_HEADER).is_none() {
+        return Err(HttpError::method_not_allowed());
+    }
+    Ok(())
+}
+
 /// Loads the session named by `Mcp-Session-Id` (sliding its TTL). Missing header: 400. Unknown,
 /// expired, malformed or owned by someone else: 404, indistinguishable on purpose.
 pub async fn load_session(

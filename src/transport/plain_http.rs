@@ -26,11 +26,7 @@ pub async fn http_post(
         .map_err(|e| HttpError::from_rpc(StatusCode::BAD_REQUEST, e))?;
     match message {
         Message::Request(req) => {
-            let call = Call {
-                principal,
-                session: None,
-                out: None,
-            };
+            let call = Call::legacy(principal, None, None);
             match state.engine.handle_request(call, req).await {
                 Some(resp) => Ok(json_response(&resp.to_value(), None)),
                 None => Ok(accepted()),

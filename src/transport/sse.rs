@@ -124,7 +124,12 @@ pub fn body<G: Send + 'static>(
 }
 
 pub fn response(frames: BoxStream<'static, Bytes>) -> Response {
-    let mut resp = Response::new(Body::from_stream(frames.map(Ok::<_, Infallible>)));
+    response_from_body(Body::from_stream(frames.map(Ok::<_, Infallible>)))
+}
+
+/// An SSE response around any body: the stream headers that keep proxies from buffering.
+pub fn response_from_body(body: Body) -> Response {
+    let mut resp = Response::new(body);
     *resp.status_mut() = StatusCode::OK;
     let h = resp.headers_mut();
     h.insert(

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use super::conformance_modern as m;
 use super::media::{PNG_BASE64, wav_base64};
 use super::{Module, func, required_str, str_arg};
 use crate::runtime::{Ctx, Function, FunctionError, Output};
@@ -31,6 +32,21 @@ impl Module for Conformance {
             "test_elicitation_sep1034_defaults" => func(elicitation_defaults),
             "test_elicitation_sep1330_enums" => func(elicitation_enums),
             "test_reconnection" => func(reconnection),
+            "test_input_required_result_elicitation" => func(m::elicitation),
+            "test_input_required_result_sampling" => func(m::sampling_tool),
+            "test_input_required_result_list_roots" => func(m::list_roots),
+            "test_input_required_result_request_state" => func(m::request_state),
+            "test_input_required_result_multiple_inputs" => func(m::multiple_inputs),
+            "test_input_required_result_multi_round" => func(m::multi_round),
+            "test_input_required_result_tampered_state" => func(m::tampered_state),
+            "test_input_required_result_capabilities" => func(m::capabilities),
+            "test_input_required_result_prompt" => func(m::prompt),
+            "test_missing_capability" => func(m::missing_capability),
+            "test_streaming_elicitation" => func(m::streaming_elicitation),
+            "test_logging_tool" => func(m::logging_tool),
+            "test_trigger_tool_change" => func(m::trigger_tool_change),
+            "test_trigger_prompt_change" => func(m::trigger_prompt_change),
+            "test_header_param" => func(m::header_param),
             "echo_arguments" => func(echo_arguments),
             "read_resource" => func(read_resource),
             "get_prompt" => func(get_prompt),
@@ -240,6 +256,9 @@ async fn read_resource(_: Arc<Ctx>, args: Value) -> Result<Output, FunctionError
         ),
         "test://static-binary" => json!({"uri": uri, "mimeType": "image/png", "blob": PNG_BASE64}),
         "test://watched-resource" => item("text/plain", "Watched resource content"),
+        "test://stateless-static-text" => {
+            item("text/plain", "Static text content from the stateless path.")
+        }
         _ => {
             let Some(id) = args.pointer("/params/id").and_then(Value::as_str) else {
                 return Err(FunctionError::Failed(format!("no fixture resource {uri}")));
@@ -275,6 +294,7 @@ async fn get_prompt(ctx: Arc<Ctx>, args: Value) -> Result<Output, FunctionError>
         "test_prompt_with_image" => {
             vec![user(image()), user(text("Please analyze the image above."))]
         }
+        "test_input_required_result_prompt" => return m::prompt(ctx, args).await,
         other => return Err(FunctionError::Failed(format!("no fixture prompt {other}"))),
     };
     Ok(Output::Result(json!({"messages": messages})))

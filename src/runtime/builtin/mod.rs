@@ -2,6 +2,7 @@
 //! config file by `module_name` + `function_name` exactly like Python modules will be.
 
 mod conformance;
+mod conformance_modern;
 mod demo;
 mod media;
 mod testkit;

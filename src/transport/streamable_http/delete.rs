@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 
 use crate::auth::Principal;
 use crate::transport::HttpState;
-use crate::transport::http::{check_version_header, load_session};
+use crate::transport::http::{check_version_header, load_session, refuse_stateless};
 use crate::transport::http_error::HttpError;
 
 pub async fn mcp_delete(
@@ -15,6 +15,7 @@ pub async fn mcp_delete(
     Extension(principal): Extension<Principal>,
     headers: HeaderMap,
 ) -> Result<Response, HttpError> {
+    refuse_stateless(&headers)?;
     let session = load_session(&state, &headers, &principal).await?;
     check_version_header(&headers, &session)?;
     state.engine.end_session(&session.id).await?;

@@ -34,11 +34,11 @@ pub async fn run(
         // Spawned, so a client that disconnects does not cancel the work (spec: disconnect is
         // not cancellation); the result still lands in the replay buffer.
         let engine = state.engine.clone();
-        let call = Call {
-            principal: principal.clone(),
-            session: Some(session.clone()),
-            out: Some(out_tx.clone()),
-        };
+        let call = Call::legacy(
+            principal.clone(),
+            Some(session.clone()),
+            Some(out_tx.clone()),
+        );
         let fin_tx = fin_tx.clone();
         tokio::spawn(async move {
             let _ = fin_tx.send(engine.handle_request(call, req).await).await;

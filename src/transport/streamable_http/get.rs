@@ -16,6 +16,7 @@ use crate::state::{ReplayFrom, SessionId, StreamKey};
 use crate::transport::HttpState;
 use crate::transport::http::{
     LAST_EVENT_ID, accepts, check_version_header, header_str, load_session, not_acceptable,
+    refuse_stateless,
 };
 use crate::transport::http_error::HttpError;
 use crate::transport::sse::{self, SseOptions};
@@ -40,6 +41,7 @@ pub async fn mcp_get(
     if !accepts(&headers, "text/event-stream") {
         return Err(not_acceptable("text/event-stream"));
     }
+    refuse_stateless(&headers)?;
     let session = load_session(&state, &headers, &principal).await?;
     check_version_header(&headers, &session)?;
     let events = &state.engine.backends.events;

@@ -4,6 +4,7 @@
 mod delete;
 mod exchange;
 mod get;
+mod modern;
 mod post;
 
 pub use delete::mcp_delete;

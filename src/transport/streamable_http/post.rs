@@ -7,15 +7,15 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 
-use super::exchange;
+use super::{exchange, modern};
 use crate::auth::Principal;
 use crate::protocol::jsonrpc::{self, Incoming};
 use crate::protocol::{Message, Request, Response as RpcResponse};
 use crate::state::{SessionRecord, TransportKind};
 use crate::transport::HttpState;
 use crate::transport::http::{
-    accepted, accepts, check_version_header, json_response, load_session, not_acceptable,
-    read_body, require_json,
+    SESSION_HEADER, accepted, accepts, check_version_header, header_str, json_response,
+    load_session, not_acceptable, read_body, require_json,
 };
 use crate::transport::http_error::HttpError;
 
@@ -35,6 +35,15 @@ pub async fn mcp_post(
     let incoming = jsonrpc::parse(&bytes, state.settings.max_json_depth)
         .map_err(|e| HttpError::from_rpc(StatusCode::BAD_REQUEST, e))?;
 
+    // Era routing (spec digest "suggested era router"): a session means legacy; modern `_meta`
+    // or a non-legacy version header without a session means the stateless era.
+    let sessionless = header_str(&headers, SESSION_HEADER).is_none();
+    let incoming = match incoming {
+        Incoming::Single(message) if sessionless && modern::is_modern(&headers, &message) => {
+            return modern::handle(&state, principal, &headers, message).await;
+        }
+        other => other,
+    };
     if let Incoming::Single(Message::Request(req)) = &incoming
         && req.method == "initialize"
     {

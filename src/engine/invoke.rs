@@ -1,0 +1,127 @@
+//! Running one function for a request: the context it gets (legacy era: the session and the
+//! request's stream; stateless era: `_meta` and the round of client input), and how a
+//! client-input outcome ends the call in each era.
+
+use std::sync::Arc;
+
+use serde_json::{Map, Value, json};
+use tokio_util::sync::CancellationToken;
+
+use super::peer::RequestPeer;
+use super::request_state::Binding;
+use super::{Call, Engine};
+use crate::protocol::{Request, RpcError, codes};
+use crate::runtime::{ClientRequestError, Ctx, FunctionError, InputRound, Output};
+
+impl Engine {
+    /// Builds the context a function runs with. Fails (-32602) when a stateless request
+    /// carries malformed input or a `requestState` that does not verify.
+    pub(super) fn ctx(
+        &self,
+        call: &Call,
+        req: &Request,
+        cancel: &CancellationToken,
+        entry: &str,
+        setting: &Value,
+    ) -> Result<Arc<Ctx>, RpcError> {
+        let (capabilities, log_level) = match (&call.modern, &call.session) {
+            (Some(m), _) => (m.client_capabilities.clone(), m.log_level),
+            (None, Some(s)) => (s.client_capabilities.clone(), s.log_level),
+            (None, None) => (json!({}), None),
+        };
+        let peer = RequestPeer {
+            session: call.session.as_ref().map(|s| s.id.clone()),
+            capabilities,
+            drop_logs: call.modern.as_ref().is_some_and(|m| m.log_level.is_none()),
+            out: call.out.clone(),
+            pending: self.pending.clone(),
+            bus: self.backends.bus.clone(),
+            timeout: self.settings.client_request_timeout,
+            id_prefix: self.id_prefix.clone(),
+        };
+        let mut ctx = Ctx::new(
+            call.session.as_ref().map(|s| s.id.clone()),
+            call.principal.clone(),
+            cancel.clone(),
+            req.progress_token(),
+            log_level,
+            Arc::new(peer),
+        );
+        if call.modern.is_some() {
+            ctx = ctx.with_input(self.input_round(call, req, entry)?);
+        }
+        Ok(Arc::new(ctx.for_entry(entry, setting.clone())))
+    }
+
+    fn input_round(&self, call: &Call, req: &Request, entry: &str) -> Result<InputRound, RpcError> {
+        let params = req.params.as_ref();
+        let responses = match params.and_then(|p| p.get("inputResponses")) {
+            None | Some(Value::Null) => Map::new(),
+            Some(Value::Object(m)) => m.clone(),
+            Some(_) => {
+                return Err(RpcError::invalid_params(
+                    "Invalid params: inputResponses must be an object",
+                ));
+            }
+        };
+        let state = match params.and_then(|p| p.get("requestState")) {
+            None | Some(Value::Null) => None,
+            Some(Value::String(token)) => {
+                let binding = binding(call, req, entry);
+                Some(
+                    self.sealer
+                        .open(token, &binding)
+                        .map_err(|e| RpcError::invalid_params(format!("Invalid params: {e}")))?,
+                )
+            }
+            Some(_) => {
+                return Err(RpcError::invalid_params(
+                    "Invalid params: requestState must be a string",
+                ));
+            }
+        };
+        Ok(InputRound::new(responses, state))
+    }
+
+    /// Client-input outcomes that end a call other than as a function error: stateless era
+    /// `input_required` results and -32021 for an undeclared capability. `None`: shape the
+    /// output normally.
+    pub(super) fn client_outcome(
+        &self,
+        call: &Call,
+        req: &Request,
+        entry: &str,
+        ctx: &Ctx,
+        output: &Result<Output, FunctionError>,
+    ) -> Option<Result<Value, RpcError>> {
+        let Err(FunctionError::Client(e)) = output else {
+            return None;
+        };
+        call.modern.as_ref()?;
+        match e {
+            ClientRequestError::InputRequired => {
+                let round = ctx.input()?;
+                let (asked, state) = round.outcome();
+                let mut result = json!({"resultType": "input_required", "inputRequests": asked});
+                if let Some(state) = state {
+                    result["requestState"] = json!(self.sealer.seal(&state, &binding(call, req, entry)));
+                }
+                Some(Ok(result))
+            }
+            ClientRequestError::NotSupported(capability) => Some(Err(RpcError::new(
+                codes::MISSING_REQUIRED_CLIENT_CAPABILITY,
+                format!("This request needs the client capability '{capability}', which the request did not declare"),
+            )
+            .with_data(json!({"requiredCapabilities": {*capability: {}}})))),
+            _ => None,
+        }
+    }
+}
+
+fn binding<'a>(call: &'a Call, req: &'a Request, entry: &'a str) -> Binding<'a> {
+    Binding {
+        subject: &call.principal.subject,
+        method: &req.method,
+        name: entry,
+    }
+}
