@@ -9,6 +9,7 @@ mod errors;
 mod features;
 mod legacy_sse;
 mod memory;
+mod modern;
 mod plain_http;
 mod sessions;
 mod stdio;
