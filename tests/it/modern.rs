@@ -388,3 +388,32 @@ async fn legacy_and_stateless_clients_share_the_endpoint() {
         "legacy results stay undecorated"
     );
 }
+
+#[tokio::test]
+async fn closing_the_response_cancels_the_work() {
+    let s = TestServer::start().await;
+    let mut m = meta(json!({}));
+    m["progressToken"] = json!("t");
+    let resp = send(
+        &s,
+        "tools/call",
+        json!({"name": "testkit_sleep", "arguments": {"ms": 20000, "steps": 200}, "_meta": m}),
+        &[],
+    )
+    .await;
+    let mut reader = SseReader::new(resp);
+    let first = reader.next(SECS5).await.unwrap().json();
+    assert_eq!(first["method"], "notifications/progress");
+    drop(reader); // the client goes away
+    let mut stats = Value::Null;
+    for _ in 0..100 {
+        let (_, v) =
+            json_of(send(&s, "resources/read", json!({"uri": "testkit://stats"}), &[]).await).await;
+        stats = serde_json::from_str(v["result"]["contents"][0]["text"].as_str().unwrap()).unwrap();
+        if stats["cancelled"] == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(stats, json!({"started": 1, "completed": 0, "cancelled": 1}));
+}

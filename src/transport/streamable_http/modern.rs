@@ -303,7 +303,7 @@ async fn run(
             done = &mut work => {
                 let resp = done.map_err(|_| HttpError::new(StatusCode::INTERNAL_SERVER_ERROR, codes::INTERNAL_ERROR, "Internal error"))?;
                 if let Ok(Outgoing::Message(m)) = out_rx.try_recv() {
-                    return Ok(stream_response(vec![m], out_rx, None, Some(resp), guard));
+                    return Ok(stream_response(vec![m], out_rx, Work::Done(resp), guard));
                 }
                 return Ok(json_answer(resp));
             }
@@ -312,8 +312,7 @@ async fn run(
     Ok(stream_response(
         vec![first],
         out_rx,
-        Some(work),
-        None,
+        Work::Running(work),
         guard,
     ))
 }
@@ -331,40 +330,44 @@ fn json_answer(resp: Option<RpcResponse>) -> Response {
     r
 }
 
+/// The request's state when the answer switches to SSE.
+enum Work {
+    Running(tokio::task::JoinHandle<Option<RpcResponse>>),
+    Done(Option<RpcResponse>),
+}
+
 fn stream_response(
     first: Vec<Value>,
     mut out_rx: mpsc::Receiver<Outgoing>,
-    work: Option<tokio::task::JoinHandle<Option<RpcResponse>>>,
-    done: Option<Option<RpcResponse>>,
+    work: Work,
     guard: DropGuard,
 ) -> Response {
     let frames = async_stream(first, move |tx| async move {
-        let mut work = work;
-        let mut messages_open = true;
-        loop {
-            let Some(w) = work.as_mut() else { break };
-            tokio::select! {
-                biased;
-                m = out_rx.recv(), if messages_open => match m {
-                    Some(Outgoing::Message(m)) => { if tx.send(m).await.is_err() { return; } }
-                    Some(Outgoing::CloseStream) => {}
-                    None => messages_open = false,
-                },
-                r = w => {
-                    while let Ok(Outgoing::Message(m)) = out_rx.try_recv() {
-                        let _ = tx.send(m).await;
+        let response = match work {
+            Work::Done(r) => r,
+            Work::Running(mut handle) => {
+                let mut messages_open = true;
+                loop {
+                    tokio::select! {
+                        biased;
+                        m = out_rx.recv(), if messages_open => match m {
+                            Some(Outgoing::Message(m)) => {
+                                if tx.send(m).await.is_err() {
+                                    return;
+                                }
+                            }
+                            Some(Outgoing::CloseStream) => {}
+                            None => messages_open = false,
+                        },
+                        r = &mut handle => break r.ok().flatten(),
                     }
-                    if let Ok(Some(resp)) = r {
-                        let _ = tx.send(resp.to_value()).await;
-                    }
-                    work = None;
                 }
             }
+        };
+        while let Ok(Outgoing::Message(m)) = out_rx.try_recv() {
+            let _ = tx.send(m).await;
         }
-        if let Some(Some(resp)) = done {
-            while let Ok(Outgoing::Message(m)) = out_rx.try_recv() {
-                let _ = tx.send(m).await;
-            }
+        if let Some(resp) = response {
             let _ = tx.send(resp.to_value()).await;
         }
     });
