@@ -3,10 +3,16 @@
 #
 #   bash tests/interop/run.sh
 #
-# Idempotent: installs the Python SDK into .tooling/venv and the TypeScript SDK into
-# .tooling/node (both ignored project-local folders), skipping either install when its
-# pinned requirements are already in place. Then runs pytest and node's test runner,
-# and exits non-zero if anything failed.
+# Idempotent: installs the Python SDK into .tooling/venv and the TypeScript SDKs (v1
+# @modelcontextprotocol/sdk, v2 @modelcontextprotocol/client) into .tooling/node (both
+# ignored project-local folders), skipping either install when its pinned requirements are
+# already in place. Then runs pytest and node's test runner, and exits non-zero if anything
+# failed.
+#
+# Both suites cover the handshake era (initialize, sessions) and the 2026-07-28 stateless era
+# (server/discover, per-request _meta, input-required results) on the same daemon: the Python
+# `mcp` client in legacy and in its default auto mode, the v1 TypeScript SDK (legacy only) and
+# the v2 client with versionNegotiation 'auto'.
 #
 # Env:
 #   MCP_DAEMON_BIN   daemon binary (default target/release/mcp-daemon, relative to repo root)
@@ -47,16 +53,21 @@ ensure_python() {
   echo "$want" >"$stamp"
 }
 
-# ---------------------------------------------------------------- node + @modelcontextprotocol/sdk
+# ---------------------------------------------------------------- node + @modelcontextprotocol/{sdk,client}
 ensure_node() {
   local want stamp="$NODE_DIR/.interop-installed"
   if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
     log "node/npm not found on PATH"
     return 1
   fi
+  if (( $(node -p 'process.versions.node.split(".")[0]') < 20 )); then
+    log "node >= 20 required by @modelcontextprotocol/client (found $(node --version))"
+    return 1
+  fi
   want="$(hash_of "$TS_DIR/package.json" "$TS_DIR/package-lock.json")"
   if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" \
-        && -f "$NODE_DIR/node_modules/@modelcontextprotocol/sdk/package.json" ]]; then
+        && -f "$NODE_DIR/node_modules/@modelcontextprotocol/sdk/package.json" \
+        && -f "$NODE_DIR/node_modules/@modelcontextprotocol/client/package.json" ]]; then
     return 0
   fi
   log "installing npm packages into $NODE_DIR"
@@ -81,21 +92,23 @@ fi
 export MCP_DAEMON_BIN
 export MCP_INTEROP_NODE_MODULES="$NODE_DIR/node_modules"
 log "daemon: $MCP_DAEMON_BIN"
+npm_version() { node -p "require('$NODE_DIR/node_modules/$1/package.json').version"; }
 log "python: $("$VENV/bin/python" -m pip show mcp 2>/dev/null | sed -n 's/^Version: /mcp /p')," \
-  "typescript: @modelcontextprotocol/sdk $(node -p "require('$NODE_DIR/node_modules/@modelcontextprotocol/sdk/package.json').version")," \
+  "typescript: @modelcontextprotocol/sdk $(npm_version @modelcontextprotocol/sdk)," \
+  "@modelcontextprotocol/client $(npm_version @modelcontextprotocol/client)," \
   "node $(node --version)"
 
 REPORTS="$(mktemp -d "${TMPDIR:-/tmp}/mcp-interop.XXXXXX")"
 trap 'rm -rf "$REPORTS"' EXIT
 
 # ---------------------------------------------------------------- python suite
-log "running python interop suite (mcp SDK, legacy mode)"
+log "running python interop suite (mcp SDK, legacy and auto mode)"
 py_rc=0
 (cd "$INTEROP/python" && timeout --kill-after=15 300 \
   "$VENV/bin/python" -m pytest -v --junitxml="$REPORTS/pytest.xml" .) || py_rc=$?
 
 # ---------------------------------------------------------------- typescript suite
-log "running typescript interop suite (@modelcontextprotocol/sdk)"
+log "running typescript interop suite (@modelcontextprotocol/sdk, @modelcontextprotocol/client)"
 ts_rc=0
 (cd "$TS_DIR" && timeout --kill-after=15 240 node --test --test-timeout=60000 \
   --test-reporter=spec --test-reporter-destination=stdout \

@@ -1,21 +1,30 @@
-"""Fixtures: daemons (one per config, shared by the whole run) and a client factory.
+"""Fixtures: daemons (one per config, shared by the whole run) and client factories.
 
-All clients use the official `mcp` SDK's high-level `mcp.Client` with
-`mode="legacy"`, which forces the `initialize` handshake (mcp 2.x defaults to
-`mode="auto"`, which first probes `server/discover`).
+`connect_demo` / `connect_integration` build the official `mcp` SDK's high-level
+`mcp.Client` with `mode="legacy"`, which forces the `initialize` handshake (mcp 2.x
+defaults to `mode="auto"`, which first probes `server/discover`).
+
+`connect_modern` builds the same client in its default `mode="auto"` against the
+integration daemon's `/mcp`, where the probe succeeds and the client speaks the
+stateless 2026-07-28 protocol. Its HTTP traffic can be recorded in a `WireLog`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import json
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx2
 import pytest
 from daemon import REPO_ROOT, Daemon, daemon_bin, daemon_env, integration_config
 from mcp import Client, StdioServerParameters
 from mcp.client.sse import sse_client
 from mcp.client.stdio import stdio_client
+from mcp.client.streamable_http import streamable_http_client
 
 TRANSPORTS = ("streamable_http", "sse", "stdio")
 
@@ -118,6 +127,95 @@ connect_demo = pytest.fixture(_make_factory("demo_daemon", None), name="connect_
 connect_integration = pytest.fixture(
     _make_factory("integration_daemon", integration_config()), name="connect_integration"
 )
+
+
+@dataclass
+class Exchange:
+    """One HTTP request the client sent, and the head of the response it got."""
+
+    method: str
+    path: str
+    headers: httpx2.Headers
+    body: Any
+    status: int
+    response_headers: httpx2.Headers
+
+    @property
+    def rpc_method(self) -> str | None:
+        """The JSON-RPC method of a POSTed request (None for responses, notifications and GETs)."""
+        if isinstance(self.body, dict) and "id" in self.body:
+            return self.body.get("method")
+        return None
+
+
+class WireLog:
+    """Every HTTP exchange of one client, recorded by an httpx2 response hook (bodies of
+    responses are not read: they may be streams)."""
+
+    def __init__(self) -> None:
+        self.exchanges: list[Exchange] = []
+
+    async def on_response(self, response: httpx2.Response) -> None:
+        request = response.request
+        body: Any = None
+        if request.method == "POST":
+            try:
+                body = json.loads(request.content)
+            except ValueError:
+                body = request.content
+        self.exchanges.append(
+            Exchange(
+                method=request.method,
+                path=request.url.path,
+                headers=httpx2.Headers(request.headers),
+                body=body,
+                status=response.status_code,
+                response_headers=httpx2.Headers(response.headers),
+            )
+        )
+
+    def requests(self, method: str | None = None) -> list[Exchange]:
+        """POSTed JSON-RPC requests (in the order their responses arrived), optionally of one method."""
+        return [x for x in self.exchanges if x.rpc_method is not None and (method is None or x.rpc_method == method)]
+
+    def session_ids(self) -> set[str]:
+        return {v for x in self.exchanges if (v := x.response_headers.get("mcp-session-id"))}
+
+    def describe(self) -> str:
+        return "\n".join(
+            f"{x.method} {x.path} -> {x.status} {json.dumps(x.body)[:300] if x.body is not None else ''}"
+            for x in self.exchanges
+        )
+
+
+@asynccontextmanager
+async def recorded_streamable_http(url: str, wire: WireLog) -> AsyncIterator[Any]:
+    """The SDK's streamable HTTP transport over an httpx2 client that records into `wire`
+    (same timeouts as the SDK's default client)."""
+    timeout = httpx2.Timeout(30.0, read=300.0)
+    async with httpx2.AsyncClient(timeout=timeout, event_hooks={"response": [wire.on_response]}) as http:
+        async with streamable_http_client(url, http_client=http) as streams:
+            yield streams
+
+
+@pytest.fixture
+def connect_modern(request: pytest.FixtureRequest) -> Iterator[Callable[..., Client]]:
+    """Clients of the integration daemon's `/mcp` in the SDK's default `mode="auto"`.
+
+    `connect(wire=WireLog())` records the client's HTTP traffic; `mode` and every other
+    `mcp.Client` option can be overridden (the side-by-side test passes `mode="legacy"`).
+    """
+    daemon: Daemon = request.getfixturevalue("integration_daemon")
+    _note_source(request.node, daemon)
+
+    def connect(*, wire: WireLog | None = None, **kwargs: Any) -> Client:
+        kwargs.setdefault("read_timeout_seconds", READ_TIMEOUT_S)
+        # Every call must reach the server: 2026-era results carry cache hints (ttlMs).
+        kwargs.setdefault("cache", None)
+        target: Any = daemon.mcp_url if wire is None else recorded_streamable_http(daemon.mcp_url, wire)
+        return Client(target, **kwargs)
+
+    yield connect
 
 
 LOG_SOURCES = pytest.StashKey[list[Any]]()

@@ -1,5 +1,7 @@
-// Shared helpers for the TypeScript-SDK interop tests: load the official SDK from the
+// Shared helpers for the TypeScript-SDK interop tests: load the official SDKs from the
 // project-local install, start/stop mcp-daemon processes, and build connected clients.
+// v1 (`@modelcontextprotocol/sdk`) is loaded eagerly; the v2 client package
+// (`@modelcontextprotocol/client`, the 2026-07-28 era) only by the tests that call loadClientV2().
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -188,6 +190,89 @@ export async function connect(kind, daemon, { capabilities = {}, setup } = {}) {
     async close() {
       if (kind === 'streamable_http' && transport.sessionId) await transport.terminateSession();
       await client.close();
+    },
+  };
+}
+
+// ---------------------------------------------------------------- v2 client (@modelcontextprotocol/client)
+
+const CLIENT_V2_ROOT = path.join(NODE_MODULES, '@modelcontextprotocol', 'client');
+let clientV2;
+
+/** The v2 client package's ESM build plus its `version` (imported once, by path, like v1). */
+export async function loadClientV2() {
+  if (!clientV2) {
+    const { version } = JSON.parse(fs.readFileSync(path.join(CLIENT_V2_ROOT, 'package.json'), 'utf8'));
+    const mod = await import(pathToFileURL(path.join(CLIENT_V2_ROOT, 'dist', 'index.mjs')).href);
+    clientV2 = { ...mod, version };
+  }
+  return clientV2;
+}
+
+/**
+ * Connect a v2 Client to the daemon's /mcp with `versionNegotiation: { mode }` ('auto' probes
+ * `server/discover` first). `setup(client)` runs before connect so request handlers are in place;
+ * `wire` (see wireRecorder) records the HTTP traffic.
+ */
+export async function connectV2(daemon, { capabilities = {}, setup, wire, mode = 'auto' } = {}) {
+  const { Client: ClientV2, StreamableHTTPClientTransport: TransportV2 } = await loadClientV2();
+  const client = new ClientV2(
+    { name: 'mcp-daemon-interop-ts-v2', version: '0.0.0' },
+    { capabilities, versionNegotiation: { mode } },
+  );
+  if (setup) setup(client);
+  const transport = new TransportV2(daemon.mcpUrl, wire ? { fetch: wire.fetch } : {});
+  await client.connect(transport);
+  return {
+    client,
+    transport,
+    async close() {
+      if (transport.sessionId) await transport.terminateSession();
+      await client.close();
+    },
+  };
+}
+
+/**
+ * A `fetch` for a client transport that records every exchange: the request (method, path,
+ * headers, parsed JSON body) and the head of its response (status, headers; bodies may be
+ * streams and are not read). Exchanges are listed in the order their responses arrived.
+ */
+export function wireRecorder() {
+  const exchanges = [];
+  return {
+    exchanges,
+    async fetch(input, init = {}) {
+      const res = await fetch(input, init);
+      let body = init.body;
+      if (typeof body === 'string') {
+        try {
+          body = JSON.parse(body);
+        } catch {
+          // not JSON: keep the text
+        }
+      }
+      exchanges.push({
+        method: init.method ?? 'GET',
+        path: new URL(String(input)).pathname,
+        headers: new Headers(init.headers),
+        body,
+        status: res.status,
+        responseHeaders: res.headers,
+      });
+      return res;
+    },
+    /** POSTed JSON-RPC requests (not responses or notifications), optionally of one method. */
+    requests(method) {
+      const isRequest = (x) => x.body && typeof x.body === 'object' && 'id' in x.body && 'method' in x.body;
+      return exchanges.filter((x) => isRequest(x) && (method === undefined || x.body.method === method));
+    },
+    sessionIds() {
+      return new Set(exchanges.map((x) => x.responseHeaders.get('mcp-session-id')).filter(Boolean));
+    },
+    describe() {
+      const body = (x) => (x.body === undefined ? '' : JSON.stringify(x.body).slice(0, 300));
+      return exchanges.map((x) => `${x.method} ${x.path} -> ${x.status} ${body(x)}`).join('\n');
     },
   };
 }
