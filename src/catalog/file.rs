@@ -107,6 +107,9 @@ pub struct ToolSpec {
     pub annotations: Option<Value>,
     #[serde(default)]
     pub icons: Option<Value>,
+    /// `{"taskSupport": "forbidden" | "optional" | "required"}` (tasks extension).
+    #[serde(default)]
+    pub execution: Option<Value>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -44,8 +44,17 @@ fn entry_err(kind: &'static str, name: &str, reason: impl Into<String>) -> Catal
     }
 }
 
+/// Whether a tool may run as a task (tasks extension).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskSupport {
+    Forbidden,
+    Optional,
+    Required,
+}
+
 pub struct ToolDef {
     pub name: String,
+    pub task_support: TaskSupport,
     /// The `Tool` object as `tools/list` shows it.
     pub listing: Value,
     pub validator: Option<jsonschema::Validator>,
@@ -390,8 +399,26 @@ fn tool_def(
     insert_opt(&mut listing, "outputSchema", spec.output_schema);
     insert_opt(&mut listing, "annotations", spec.annotations);
     insert_opt(&mut listing, "icons", spec.icons);
+    let task_support = match spec
+        .execution
+        .as_ref()
+        .and_then(|e| e.get("taskSupport"))
+        .and_then(Value::as_str)
+    {
+        None | Some("forbidden") => TaskSupport::Forbidden,
+        Some("optional") => TaskSupport::Optional,
+        Some("required") => TaskSupport::Required,
+        Some(other) => {
+            return Err(entry_err(
+                "tool",
+                &spec.name,
+                format!("execution.taskSupport '{other}' is not forbidden, optional or required"),
+            ));
+        }
+    };
     Ok(ToolDef {
         name: spec.name,
+        task_support,
         listing: Value::Object(listing),
         validator,
         output_validator,

@@ -11,7 +11,7 @@ use super::peer::RequestPeer;
 use super::request_state::Binding;
 use super::{Call, Engine};
 use crate::protocol::{Request, RpcError, codes};
-use crate::runtime::{ClientRequestError, Ctx, FunctionError, InputRound, Output};
+use crate::runtime::{ClientRequestError, Ctx, FunctionError, InputRound, Output, TaskLink};
 
 impl Engine {
     /// Builds the context a function runs with. Fails (-32602) when a stateless request
@@ -23,6 +23,19 @@ impl Engine {
         cancel: &CancellationToken,
         entry: &str,
         setting: &Value,
+    ) -> Result<Arc<Ctx>, RpcError> {
+        self.ctx_with_task(call, req, cancel, entry, setting, None)
+    }
+
+    /// `ctx` for a call that may turn into a task through `task`.
+    pub(super) fn ctx_with_task(
+        &self,
+        call: &Call,
+        req: &Request,
+        cancel: &CancellationToken,
+        entry: &str,
+        setting: &Value,
+        task: Option<Arc<dyn TaskLink>>,
     ) -> Result<Arc<Ctx>, RpcError> {
         let (capabilities, log_level) = match (&call.modern, &call.session) {
             (Some(m), _) => (m.client_capabilities.clone(), m.log_level),
@@ -49,6 +62,9 @@ impl Engine {
         );
         if call.modern.is_some() {
             ctx = ctx.with_input(self.input_round(call, req, entry)?);
+        }
+        if let Some(task) = task {
+            ctx = ctx.with_task(task);
         }
         Ok(Arc::new(ctx.for_entry(entry, setting.clone())))
     }

@@ -15,6 +15,7 @@ mod prompts;
 mod registry;
 pub mod request_state;
 mod resources;
+pub mod tasks;
 mod tools;
 pub mod topics;
 
@@ -127,6 +128,8 @@ pub struct Engine {
     settings: EngineSettings,
     inflight: Inflight,
     pending: Arc<PendingClientRequests>,
+    /// Calls that became tasks (tasks extension).
+    tasks: tasks::TaskStore,
     /// Seals and opens stateless-era `requestState`.
     sealer: request_state::StateSealer,
     /// Per-session tasks that turn bus events into the session's notifications.
@@ -154,6 +157,7 @@ impl Engine {
             inflight: Inflight::default(),
             pending: Arc::new(PendingClientRequests::default()),
             sealer,
+            tasks: tasks::TaskStore::default(),
             pumps: Mutex::new(HashMap::new()),
             id_prefix: format!("srv{prefix:08x}").into(),
         }))
@@ -233,6 +237,7 @@ impl Engine {
             }
             let mut result = match req.method.as_str() {
                 "server/discover" => self.discover(),
+                "tasks/get" | "tasks/update" | "tasks/cancel" => self.task_method(call, req)?,
                 _ => self.dispatch_method(call, req, cancel).await?,
             };
             self.decorate(&req.method, &mut result);
@@ -281,6 +286,29 @@ impl Engine {
 
     fn version(&self, call: &Call) -> Option<crate::protocol::ProtocolVersion> {
         call.session.as_ref().and_then(|s| s.protocol_version)
+    }
+
+    /// `tasks/get`, `tasks/update`, `tasks/cancel`: only for clients that declared the tasks
+    /// extension (-32021 otherwise, before any lookup), only on the caller's own tasks.
+    fn task_method(&self, call: &Call, req: &Request) -> Result<Value, RpcError> {
+        if !call.modern.as_ref().is_some_and(tasks::declared) {
+            return Err(tasks::missing_extension());
+        }
+        let params = req.params.clone().unwrap_or_else(|| json!({}));
+        let id = str_param(&params, "taskId")?;
+        let subject = &call.principal.subject;
+        match req.method.as_str() {
+            "tasks/get" => self.tasks.get(id, subject),
+            "tasks/cancel" => self.tasks.cancel(id, subject),
+            _ => {
+                let empty = serde_json::Map::new();
+                let responses = params
+                    .get("inputResponses")
+                    .and_then(Value::as_object)
+                    .unwrap_or(&empty);
+                self.tasks.update(id, subject, responses)
+            }
+        }
     }
 
     async fn set_level(&self, call: &Call, params: &Value) -> Result<Value, RpcError> {
@@ -372,6 +400,7 @@ impl Engine {
 
     /// Removes expired sessions and everything they held; returns how many.
     pub async fn reap_expired(&self) -> Result<usize, StateError> {
+        self.tasks.purge(self.backends.clock.now_ms());
         let expired = self.backends.sessions.purge_expired().await?;
         for id in &expired {
             self.release_session(id).await;

@@ -113,6 +113,9 @@ pub fn serves(method: &str) -> bool {
             | "prompts/get"
             | "completion/complete"
             | "subscriptions/listen"
+            | "tasks/get"
+            | "tasks/update"
+            | "tasks/cancel"
     )
 }
 
@@ -133,9 +136,11 @@ impl Engine {
 
     /// `server/discover` (MCP 2026-07-28 server/discover).
     pub(super) fn discover(&self) -> Value {
+        let mut capabilities = self.capabilities();
+        capabilities["extensions"] = json!({super::tasks::EXTENSION: {}});
         let mut result = json!({
             "supportedVersions": MODERN_VERSIONS,
-            "capabilities": self.capabilities(),
+            "capabilities": capabilities,
         });
         if let Some(text) = &self.catalog().instructions {
             result["instructions"] = json!(text);

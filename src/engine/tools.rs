@@ -5,8 +5,14 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use super::{Call, Engine, pagination, str_param};
-use crate::catalog::{Catalog, ToolDef};
+use std::sync::Arc;
+
+use tokio::sync::oneshot;
+
+use super::tasks;
+use crate::catalog::{Catalog, TaskSupport, ToolDef};
 use crate::protocol::{ProtocolVersion, Request, RpcError};
+use crate::runtime::{ClientRequestError, Ctx, TaskLink};
 use crate::runtime::{FunctionError, Output};
 
 pub fn list(
@@ -58,12 +64,81 @@ pub async fn call(
             "Invalid arguments for tool {name}: {problems}"
         )));
     }
+    let as_task = call.modern.as_ref().map(tasks::declared);
+    match (tool.task_support, as_task) {
+        (TaskSupport::Required, Some(false)) => return Err(tasks::missing_extension()),
+        (TaskSupport::Optional | TaskSupport::Required, Some(true)) => {
+            return call_as_task(engine, tool, call, req, args).await;
+        }
+        _ => {}
+    }
     let ctx = engine.ctx(call, req, cancel, name, &tool.setting)?;
     let output = tool.function.call(ctx.clone(), args).await;
-    if let Some(outcome) = engine.client_outcome(call, req, name, &ctx, &output) {
+    finish(engine, tool, call, req, &ctx, output)
+}
+
+fn finish(
+    engine: &Engine,
+    tool: &ToolDef,
+    call: &Call,
+    req: &Request,
+    ctx: &Ctx,
+    output: Result<Output, FunctionError>,
+) -> Result<Value, RpcError> {
+    if let Some(outcome) = engine.client_outcome(call, req, &tool.name, ctx, &output) {
         return outcome;
     }
+    if let Err(FunctionError::Rpc(e)) = output {
+        return Err(e);
+    }
     Ok(shape(tool, output))
+}
+
+/// Runs a call that may become a task: it answers like a plain call unless the function calls
+/// `Ctx::begin_task`, in which case the answer is the new task and the function runs on, its
+/// outcome stored for `tasks/get`.
+async fn call_as_task(
+    engine: &Engine,
+    tool: &Arc<ToolDef>,
+    call: &Call,
+    req: &Request,
+    args: Value,
+) -> Result<Value, RpcError> {
+    let (task, begun) = tasks::Task::new(&call.principal.subject, engine.backends.clock.clone());
+    let link: Arc<dyn TaskLink> = task.clone();
+    let ctx = engine.ctx_with_task(
+        call,
+        req,
+        &task.cancel,
+        &tool.name,
+        &tool.setting,
+        Some(link),
+    )?;
+    let (done_tx, done_rx) = oneshot::channel();
+    let (run_task, run_tool, run_ctx) = (task.clone(), tool.clone(), ctx.clone());
+    tokio::spawn(async move {
+        let output = tokio::select! {
+            o = run_tool.function.call(run_ctx, args) => o,
+            _ = run_task.cancel.cancelled() => return,
+        };
+        if !run_task.started() {
+            let _ = done_tx.send(output);
+            return;
+        }
+        match output {
+            Err(FunctionError::Rpc(e)) => run_task.fail(e),
+            Err(FunctionError::Client(ClientRequestError::Cancelled)) => {}
+            other => run_task.complete(shape(&run_tool, other)),
+        }
+    });
+    tokio::select! {
+        Ok(()) = begun => {
+            engine.tasks.insert(task.clone());
+            Ok(task.created_result())
+        }
+        Ok(output) = done_rx => finish(engine, tool, call, req, &ctx, output),
+        else => Err(RpcError::internal("Internal error: the call ended without an answer")),
+    }
 }
 
 /// All schema violations as one readable line, or `None` when the arguments are valid.

@@ -8,7 +8,7 @@ use parking_lot::Mutex;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use super::{ClientRequestError, InputRound};
+use super::{ClientRequestError, InputRound, TaskLink};
 use crate::auth::Principal;
 use crate::state::{LogLevel, SessionId};
 
@@ -47,6 +47,8 @@ pub struct Ctx {
     last_progress: Mutex<Option<f64>>,
     /// Stateless era only: the client input this request carries and what the function asks.
     input: Option<InputRound>,
+    /// Set when the call may become a task (tasks extension declared, tool allows tasks).
+    task: Option<Arc<dyn TaskLink>>,
 }
 
 impl Ctx {
@@ -69,7 +71,25 @@ impl Ctx {
             peer,
             last_progress: Mutex::new(None),
             input: None,
+            task: None,
         }
+    }
+
+    pub fn with_task(mut self, task: Arc<dyn TaskLink>) -> Self {
+        self.task = Some(task);
+        self
+    }
+
+    /// Turns the call into a task when the client and the tool allow it (the request is then
+    /// answered with the task id and this function keeps running); a no-op otherwise.
+    pub fn begin_task(&self) {
+        if let Some(t) = &self.task {
+            t.begin();
+        }
+    }
+
+    fn in_task(&self) -> Option<&Arc<dyn TaskLink>> {
+        self.task.as_ref().filter(|t| t.started())
     }
 
     /// Makes client requests go through input-required results (stateless era).
@@ -150,6 +170,12 @@ impl Ctx {
         params: Value,
     ) -> Result<Value, ClientRequestError> {
         self.require(capability_of(method))?;
+        if let Some(task) = self.in_task() {
+            let mut answers = task
+                .ask_all(vec![(key.to_string(), method.to_string(), params)])
+                .await?;
+            return answers.pop().ok_or(ClientRequestError::SessionGone);
+        }
         if let Some(round) = &self.input {
             return round
                 .answer_or_ask(key, method, &params)
@@ -169,6 +195,13 @@ impl Ctx {
     ) -> Result<Vec<Value>, ClientRequestError> {
         for (_, method, _) in &asks {
             self.require(capability_of(method))?;
+        }
+        if let Some(task) = self.in_task() {
+            let owned = asks
+                .into_iter()
+                .map(|(k, m, p)| (k.to_string(), m.to_string(), p))
+                .collect();
+            return task.ask_all(owned).await;
         }
         if let Some(round) = &self.input {
             let answers: Vec<Option<Value>> = asks

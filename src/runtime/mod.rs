@@ -5,6 +5,7 @@
 pub mod builtin;
 mod ctx;
 mod input;
+mod task;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,6 +15,7 @@ use serde_json::Value;
 
 pub use ctx::{Ctx, Peer};
 pub use input::InputRound;
+pub use task::TaskLink;
 
 use crate::protocol::RpcError;
 
@@ -43,6 +45,9 @@ pub enum FunctionError {
     InvalidArguments(String),
     #[error(transparent)]
     Client(#[from] ClientRequestError),
+    /// A protocol-level failure: a JSON-RPC error for a plain call, a `failed` task otherwise.
+    #[error("{}", .0.message)]
+    Rpc(RpcError),
 }
 
 /// Why a request to the client (sampling, elicitation, roots) did not produce an answer.

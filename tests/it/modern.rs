@@ -417,3 +417,138 @@ async fn closing_the_response_cancels_the_work() {
     }
     assert_eq!(stats, json!({"started": 1, "completed": 0, "cancelled": 1}));
 }
+
+fn with_tasks() -> Value {
+    meta(json!({"elicitation": {}, "extensions": {"io.modelcontextprotocol/tasks": {}}}))
+}
+
+async fn poll_until(s: &TestServer, id: &str, status: &str) -> Value {
+    for _ in 0..200 {
+        let (_, v) = json_of(
+            send(
+                s,
+                "tasks/get",
+                json!({"taskId": id, "_meta": with_tasks()}),
+                &[("mcp-name", id)],
+            )
+            .await,
+        )
+        .await;
+        if v["result"]["status"] == status {
+            return v["result"].clone();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("task {id} never reached {status}");
+}
+
+#[tokio::test]
+async fn tasks_run_answer_questions_and_cancel() {
+    let s = TestServer::start().await;
+    // Without the extension an optional-task tool answers inline; a required one is -32021.
+    let (_, v) = json_of(
+        send(
+            &s,
+            "tools/call",
+            json!({"name": "slow_compute", "arguments": {"seconds": 0.05}}),
+            &[],
+        )
+        .await,
+    )
+    .await;
+    assert!(
+        v["result"]["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("computed")
+    );
+    let (st, v) = json_of(send(&s, "tools/call", json!({"name": "failing_job"}), &[]).await).await;
+    assert_eq!((st, v["error"]["code"].as_i64()), (400, Some(-32021)));
+    assert!(
+        v["error"]["data"]["requiredCapabilities"]["extensions"]["io.modelcontextprotocol/tasks"]
+            .is_object()
+    );
+
+    // With it, the call becomes a task that completes in the background.
+    let (_, v) = json_of(
+        send(
+            &s,
+            "tools/call",
+            json!({"name": "slow_compute", "arguments": {"seconds": 0.1}, "_meta": with_tasks()}),
+            &[],
+        )
+        .await,
+    )
+    .await;
+    let created = &v["result"];
+    assert_eq!(
+        (created["resultType"].as_str(), created["status"].as_str()),
+        (Some("task"), Some("working"))
+    );
+    let id = created["taskId"].as_str().unwrap().to_string();
+    let done = poll_until(&s, &id, "completed").await;
+    assert!(
+        done["result"]["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("computed for 0.1")
+    );
+
+    // A task that asks: input_required until tasks/update answers.
+    let (_, v) = json_of(send(&s, "tools/call", json!({"name": "confirm_delete", "arguments": {"filename": "a.txt"}, "_meta": with_tasks()}), &[]).await).await;
+    let id = v["result"]["taskId"].as_str().unwrap().to_string();
+    let waiting = poll_until(&s, &id, "input_required").await;
+    assert_eq!(
+        waiting["inputRequests"]["confirm"]["method"],
+        "elicitation/create"
+    );
+    let answer = json!({"taskId": id, "inputResponses": {"confirm": {"action": "accept", "content": {"confirm": true}}}, "_meta": with_tasks()});
+    let (_, ack) = json_of(send(&s, "tasks/update", answer, &[("mcp-name", &id)]).await).await;
+    assert_eq!(ack["result"]["resultType"], "complete");
+    assert_eq!(
+        poll_until(&s, &id, "completed").await["result"]["content"][0]["text"],
+        "Deleted a.txt"
+    );
+
+    // Cancelling stops the work and the status stays cancelled.
+    let (_, v) = json_of(
+        send(
+            &s,
+            "tools/call",
+            json!({"name": "slow_compute", "arguments": {"seconds": 60}, "_meta": with_tasks()}),
+            &[],
+        )
+        .await,
+    )
+    .await;
+    let id = v["result"]["taskId"].as_str().unwrap().to_string();
+    send(
+        &s,
+        "tasks/cancel",
+        json!({"taskId": id, "_meta": with_tasks()}),
+        &[("mcp-name", &id)],
+    )
+    .await;
+    assert_eq!(
+        poll_until(&s, &id, "cancelled").await["status"],
+        "cancelled"
+    );
+    let (_, v) = json_of(
+        send(
+            &s,
+            "tasks/get",
+            json!({"taskId": "task-nope", "_meta": with_tasks()}),
+            &[("mcp-name", "task-nope")],
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(v["error"]["code"], -32602);
+    let (st, v) =
+        json_of(send(&s, "tasks/get", json!({"taskId": id}), &[("mcp-name", &id)]).await).await;
+    assert_eq!(
+        (st, v["error"]["code"].as_i64()),
+        (400, Some(-32021)),
+        "tasks/* need the extension declared"
+    );
+}

@@ -256,3 +256,103 @@ pub async fn header_param(_: Arc<Ctx>, args: Value) -> Result<Output, FunctionEr
         str_arg(&args, "region").unwrap_or("")
     )))
 }
+
+// Tasks extension fixtures (`io.modelcontextprotocol/tasks`).
+
+pub async fn greet(_: Arc<Ctx>, args: Value) -> Result<Output, FunctionError> {
+    Ok(Output::Text(format!(
+        "Hello, {}!",
+        str_arg(&args, "name").unwrap_or("World")
+    )))
+}
+
+/// Works for `seconds`; any real work becomes a task when the client allows it.
+pub async fn slow_compute(ctx: Arc<Ctx>, args: Value) -> Result<Output, FunctionError> {
+    let seconds = args
+        .get("seconds")
+        .and_then(Value::as_f64)
+        .unwrap_or(1.0)
+        .clamp(0.0, 600.0);
+    if seconds > 0.0 {
+        ctx.begin_task();
+        tokio::time::sleep(std::time::Duration::from_secs_f64(seconds)).await;
+    }
+    let label = str_arg(&args, "label").unwrap_or("compute");
+    Ok(Output::Text(format!("{label}: computed for {seconds} s")))
+}
+
+pub async fn failing_job(ctx: Arc<Ctx>, _: Value) -> Result<Output, FunctionError> {
+    ctx.begin_task();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    Err(FunctionError::Failed("The job failed on purpose".into()))
+}
+
+pub async fn protocol_error_job(ctx: Arc<Ctx>, _: Value) -> Result<Output, FunctionError> {
+    ctx.begin_task();
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    Err(FunctionError::Rpc(crate::protocol::RpcError::internal(
+        "The job hit an internal error on purpose",
+    )))
+}
+
+fn confirm_schema(message: &str) -> Value {
+    json!({"message": message, "requestedSchema": {
+        "type": "object", "properties": {"confirm": {"type": "boolean"}}, "required": ["confirm"]}})
+}
+
+pub async fn confirm_delete(ctx: Arc<Ctx>, args: Value) -> Result<Output, FunctionError> {
+    let file = str_arg(&args, "filename").unwrap_or("file").to_string();
+    ctx.begin_task();
+    let answer = ctx
+        .ask(
+            "confirm",
+            "elicitation/create",
+            confirm_schema(&format!("Delete {file}?")),
+        )
+        .await?;
+    let yes = answer
+        .pointer("/content/confirm")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    Ok(Output::Text(if yes {
+        format!("Deleted {file}")
+    } else {
+        format!("Kept {file}")
+    }))
+}
+
+pub async fn multi_input(ctx: Arc<Ctx>, _: Value) -> Result<Output, FunctionError> {
+    ctx.begin_task();
+    let answers = ctx
+        .ask_all(vec![
+            (
+                "name",
+                "elicitation/create",
+                ask_text("What is your name?", "name"),
+            ),
+            ("confirm", "elicitation/create", confirm_schema("Proceed?")),
+        ])
+        .await?;
+    Ok(Output::Text(format!(
+        "name={}, confirm={}",
+        content_field(&answers[0], "name"),
+        content_field(&answers[1], "confirm")
+    )))
+}
+
+/// Asks for a name through an input-required result first, then runs as a task.
+pub async fn tool_with_task(ctx: Arc<Ctx>, _: Value) -> Result<Output, FunctionError> {
+    let answer = ctx
+        .ask(
+            "user_name",
+            "elicitation/create",
+            ask_text("What is your name?", "name"),
+        )
+        .await?;
+    ctx.begin_task();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    Ok(Output::Text(format!(
+        "Hello, {}!",
+        content_field(&answer, "name")
+    )))
+}

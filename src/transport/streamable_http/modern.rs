@@ -170,6 +170,7 @@ fn check(state: &HttpState, headers: &HeaderMap, req: &Request) -> Result<Modern
     let name_field = match req.method.as_str() {
         "tools/call" | "prompts/get" => Some("name"),
         "resources/read" => Some("uri"),
+        "tasks/get" | "tasks/update" | "tasks/cancel" => Some("taskId"),
         _ => None,
     };
     if let Some(field) = name_field {
