@@ -90,6 +90,27 @@ impl ModernMeta {
     }
 }
 
+/// The version `_meta` names, once both required `_meta` fields are present (-32602 otherwise).
+/// Whether the version is supported is checked later, after the header comparison.
+pub fn declared_version(params: Option<&Value>) -> Result<&str, RpcError> {
+    let meta = params.and_then(|p| p.get("_meta"));
+    let version = meta
+        .and_then(|m| m.get(META_PROTOCOL_VERSION))
+        .and_then(Value::as_str);
+    let caps = meta
+        .and_then(|m| m.get(META_CLIENT_CAPABILITIES))
+        .filter(|c| c.is_object());
+    match (version, caps) {
+        (Some(v), Some(_)) => Ok(v),
+        (None, _) => Err(RpcError::invalid_params(format!(
+            "Invalid params: _meta[\"{META_PROTOCOL_VERSION}\"] is required"
+        ))),
+        (Some(_), None) => Err(RpcError::invalid_params(format!(
+            "Invalid params: _meta[\"{META_CLIENT_CAPABILITIES}\"] must be an object"
+        ))),
+    }
+}
+
 pub fn unsupported_version(requested: &str) -> RpcError {
     RpcError::new(
         codes::UNSUPPORTED_PROTOCOL_VERSION,

@@ -4,6 +4,7 @@
 mod delete;
 mod exchange;
 mod get;
+mod listen;
 mod modern;
 mod post;
 

@@ -6,18 +6,18 @@
 
 use std::convert::Infallible;
 
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use futures::StreamExt;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use crate::auth::Principal;
-use crate::engine::modern::{self, META_PROTOCOL_VERSION, META_SUBSCRIPTION_ID, ModernMeta};
+use crate::engine::modern::{self, ModernMeta};
 use crate::engine::{Call, Outgoing};
 use crate::protocol::{Message, Request, Response as RpcResponse, RpcError, codes};
 use crate::transport::HttpState;
@@ -96,7 +96,7 @@ pub async fn handle(
         ));
     }
     if req.method == "subscriptions/listen" {
-        return listen(state, &req).await;
+        return super::listen::listen(state, &req).await;
     }
     run(state, principal, meta, req).await
 }
@@ -105,28 +105,8 @@ pub async fn handle(
 /// missing `_meta` (-32602), header/body disagreement (-32020), unsupported version (-32022).
 fn check(state: &HttpState, headers: &HeaderMap, req: &Request) -> Result<ModernMeta, HttpError> {
     let params = req.params.as_ref();
-    let meta_version = params.and_then(|p| {
-        p.pointer(&format!(
-            "/_meta/{}",
-            META_PROTOCOL_VERSION.replace('/', "~1")
-        ))
-    });
-    let Some(meta_version) = meta_version.and_then(Value::as_str) else {
-        let e = ModernMeta::from_params(params)
-            .err()
-            .unwrap_or_else(|| RpcError::invalid_params("Invalid params: _meta is required"));
-        return Err(rpc_error(StatusCode::BAD_REQUEST, req, e));
-    };
-    if params
-        .and_then(|p| p.get("_meta"))
-        .and_then(|m| m.get(modern::META_CLIENT_CAPABILITIES))
-        .is_none()
-    {
-        let e = ModernMeta::from_params(params)
-            .err()
-            .unwrap_or_else(|| RpcError::invalid_params("Invalid params"));
-        return Err(rpc_error(StatusCode::BAD_REQUEST, req, e));
-    }
+    let meta_version =
+        modern::declared_version(params).map_err(|e| rpc_error(StatusCode::BAD_REQUEST, req, e))?;
     match header_str(headers, VERSION_HEADER).map(str::trim) {
         None => {
             return Err(mismatch(
@@ -409,91 +389,4 @@ impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
     }
-}
-
-/// `subscriptions/listen`: acknowledges at once, then sends the catalog notifications the
-/// client asked for, each tagged with the subscription id (the listen request's id).
-async fn listen(state: &HttpState, req: &Request) -> Result<Response, HttpError> {
-    let filter = req
-        .params
-        .as_ref()
-        .and_then(|p| p.get("notifications"))
-        .cloned()
-        .unwrap_or_else(|| json!({}));
-    let flag = |k: &str| filter.get(k).and_then(Value::as_bool).unwrap_or(false);
-    let (tools, prompts, resources) = (
-        flag("toolsListChanged"),
-        flag("promptsListChanged"),
-        flag("resourcesListChanged"),
-    );
-    let uris: Vec<String> = filter
-        .get("resourceSubscriptions")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|u| u.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default();
-    let mut honoured = serde_json::Map::new();
-    for (k, on) in [
-        ("toolsListChanged", tools),
-        ("promptsListChanged", prompts),
-        ("resourcesListChanged", resources),
-    ] {
-        if on {
-            honoured.insert(k.into(), json!(true));
-        }
-    }
-    if !uris.is_empty() {
-        honoured.insert("resourceSubscriptions".into(), json!(uris));
-    }
-    let id = json!(req.id);
-    let tag = move |mut note: Value| {
-        note["params"]["_meta"][META_SUBSCRIPTION_ID] = id.clone();
-        note
-    };
-    let ack = tag(
-        json!({"jsonrpc": "2.0", "method": "notifications/subscriptions/acknowledged",
-        "params": {"notifications": Value::Object(honoured)}}),
-    );
-    // Subscribe before answering, so nothing published after the ack is missed.
-    let events = state
-        .engine
-        .backends
-        .bus
-        .subscribe(crate::engine::topics::CATALOG)
-        .await?;
-    let notes = events.filter_map(move |event| {
-        let method = match event.get("type").and_then(Value::as_str) {
-            Some("tools_changed") if tools => Some("notifications/tools/list_changed"),
-            Some("prompts_changed") if prompts => Some("notifications/prompts/list_changed"),
-            Some("resources_changed") if resources => Some("notifications/resources/list_changed"),
-            Some("resource_updated") => {
-                let uri = event.get("uri").and_then(Value::as_str).unwrap_or_default();
-                if uris.iter().any(|u| u == uri) {
-                    let note = json!({"jsonrpc": "2.0", "method": "notifications/resources/updated", "params": {"uri": uri}});
-                    return futures::future::ready(Some(tag(note)));
-                }
-                None
-            }
-            _ => None,
-        };
-        futures::future::ready(method.map(|m| tag(json!({"jsonrpc": "2.0", "method": m, "params": {}}))))
-    });
-    let keepalive = state.settings.sse_keepalive;
-    let frames = futures::stream::once(futures::future::ready(ack))
-        .chain(notes)
-        .map(|v| sse::frame(None, None, &v.to_string(), None));
-    let with_keepalive = futures::stream::select(
-        frames,
-        tokio_stream::wrappers::IntervalStream::new(tokio::time::interval_at(
-            tokio::time::Instant::now() + keepalive,
-            keepalive,
-        ))
-        .map(|_| Bytes::from_static(b": keep-alive\n\n")),
-    );
-    Ok(sse::response_from_body(Body::from_stream(
-        with_keepalive.map(Ok::<_, Infallible>),
-    )))
 }
