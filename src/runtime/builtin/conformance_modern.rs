@@ -15,6 +15,12 @@ fn ask_text(message: &str, field: &str) -> Value {
         "type": "object", "properties": {field: {"type": "string"}}, "required": [field]}})
 }
 
+/// A yes/no confirmation form (`ok: boolean`).
+fn ok_schema() -> Value {
+    json!({"message": "Please confirm", "requestedSchema": {
+        "type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]}})
+}
+
 fn sampling(text: &str, max_tokens: u64) -> Value {
     json!({"messages": [{"role": "user", "content": {"type": "text", "text": text}}], "maxTokens": max_tokens})
 }
@@ -77,8 +83,7 @@ pub async fn list_roots(ctx: Arc<Ctx>, _: Value) -> Result<Output, FunctionError
 
 pub async fn request_state(ctx: Arc<Ctx>, _: Value) -> Result<Output, FunctionError> {
     ctx.set_request_state(json!({"phase": "confirm"}));
-    let schema = json!({"message": "Please confirm", "requestedSchema": {
-        "type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]}});
+    let schema = ok_schema();
     let answer = ctx.ask("confirm", "elicitation/create", schema).await?;
     let state_ok = match ctx.request_state() {
         Some(s) => s.get("phase").and_then(Value::as_str) == Some("confirm"),
@@ -156,8 +161,7 @@ pub async fn multi_round(ctx: Arc<Ctx>, _: Value) -> Result<Output, FunctionErro
 
 pub async fn tampered_state(ctx: Arc<Ctx>, _: Value) -> Result<Output, FunctionError> {
     ctx.set_request_state(json!({"integrity": "sealed"}));
-    let schema = json!({"message": "Please confirm", "requestedSchema": {
-        "type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]}});
+    let schema = ok_schema();
     let answer = ctx.ask("confirm", "elicitation/create", schema).await?;
     Ok(Output::Text(format!(
         "state verified: confirmed={}",
