@@ -248,6 +248,16 @@ impl SseReader {
         }
     }
 
+    /// Reads until a message with this `method` (e.g. a server-to-client request) and returns it.
+    pub async fn until_method(&mut self, method: &str) -> Value {
+        while let Some(ev) = self.next(SECS5).await {
+            if ev.json()["method"] == method {
+                return ev.json();
+            }
+        }
+        panic!("stream ended before a {method} message");
+    }
+
     /// Reads until an event whose JSON has `id` == `id` (a response); returns every event read.
     pub async fn until_response(&mut self, id: &Value, timeout: Duration) -> Vec<SseEvent> {
         let mut seen = Vec::new();

@@ -368,12 +368,7 @@ async fn legacy_and_stateless_clients_share_the_endpoint() {
         )
         .await;
     let mut reader = SseReader::new(resp);
-    let req = loop {
-        let ev = reader.next(SECS5).await.unwrap().json();
-        if ev["method"] == "elicitation/create" {
-            break ev;
-        }
-    };
+    let req = reader.until_method("elicitation/create").await;
     let answer = json!({"jsonrpc": "2.0", "id": req["id"], "result": {"action": "accept", "content": {"name": "Lin"}}});
     s.post(Some(&sid), &answer).await;
     let done = reader.until_response(&json!(4), SECS5).await;

@@ -224,12 +224,7 @@ async fn elicitation_round_trip_and_foreign_answers_are_ignored() {
         )
         .await;
     let mut reader = SseReader::new(resp);
-    let request = loop {
-        let ev = reader.next(SECS5).await.unwrap();
-        if ev.json()["method"] == "elicitation/create" {
-            break ev.json();
-        }
-    };
+    let request = reader.until_method("elicitation/create").await;
     assert_eq!(request["params"]["message"], "Who are you?");
     assert_eq!(
         request["params"]["requestedSchema"]["required"],
@@ -326,12 +321,7 @@ async fn roots_list_round_trip() {
         .post(Some(&sid), &call(8, "testkit_list_roots", json!({}), None))
         .await;
     let mut reader = SseReader::new(resp);
-    let request = loop {
-        let ev = reader.next(SECS5).await.unwrap();
-        if ev.json()["method"] == "roots/list" {
-            break ev.json();
-        }
-    };
+    let request = reader.until_method("roots/list").await;
     let roots = json!({"roots": [{"uri": "file:///work", "name": "work"}]});
     let answer = json!({"jsonrpc": "2.0", "id": request["id"], "result": roots});
     assert_eq!(s.post(Some(&sid), &answer).await.status(), 202);
@@ -350,12 +340,7 @@ async fn a_client_error_answer_becomes_a_tool_error() {
         .post(Some(&sid), &call(9, "testkit_list_roots", json!({}), None))
         .await;
     let mut reader = SseReader::new(resp);
-    let request = loop {
-        let ev = reader.next(SECS5).await.unwrap();
-        if ev.json()["method"] == "roots/list" {
-            break ev.json();
-        }
-    };
+    let request = reader.until_method("roots/list").await;
     let refusal = json!({"jsonrpc": "2.0", "id": request["id"], "error": {"code": -32601, "message": "no roots here"}});
     assert_eq!(s.post(Some(&sid), &refusal).await.status(), 202);
     let done = reader.until_response(&json!(9), SECS5).await;
