@@ -112,7 +112,8 @@ impl Call {
 /// Counts of everything the engine holds per session, for health output and leak tests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct Footprint {
-    pub sessions: usize,
+    /// `None` where the session store does not count (Redis).
+    pub sessions: Option<usize>,
     pub event_streams: usize,
     pub buffered_events: usize,
     pub buffered_bytes: usize,

@@ -1,8 +1,10 @@
 //! Shared state of a running cluster: sessions (`SessionStore`), SSE replay buffers (`EventLog`)
 //! and pub/sub fan-out (`Bus`). Each is a trait with an in-memory implementation here; the Redis
-//! implementations plug in behind the same traits, so nothing above this layer changes.
+//! implementations (`redis/`) plug in behind the same traits, so nothing above this layer
+//! changes.
 
 pub mod memory;
+pub mod redis;
 mod types;
 
 #[cfg(test)]
@@ -55,8 +57,9 @@ pub trait SessionStore: Send + Sync + 'static {
     /// Removes sessions idle past their TTL and returns their ids so callers can release what
     /// hangs off them (streams, running calls). Backends with native TTLs may return nothing.
     async fn purge_expired(&self) -> StateResult<Vec<SessionId>>;
-    /// Number of live sessions (for health and leak tests).
-    async fn count(&self) -> StateResult<usize>;
+    /// Number of live sessions (for health and leak tests); `None` where the backend does not
+    /// track it (Redis: counting would mean scanning the keyspace).
+    async fn count(&self) -> StateResult<Option<usize>>;
 }
 
 /// Replay buffers: one append-only, capped stream of SSE events per (session, stream). Event ids

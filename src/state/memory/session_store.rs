@@ -7,7 +7,9 @@ use async_trait::async_trait;
 use parking_lot::Mutex;
 
 use crate::clock::Clock;
-use crate::state::{SessionId, SessionRecord, SessionStore, StateResult};
+use crate::state::{
+    SessionId, SessionRecord, SessionStore, StateError, StateErrorKind, StateResult,
+};
 
 pub struct MemorySessionStore {
     sessions: Mutex<HashMap<SessionId, SessionRecord>>,
@@ -33,8 +35,16 @@ impl MemorySessionStore {
 #[async_trait]
 impl SessionStore for MemorySessionStore {
     async fn create(&self, record: SessionRecord) -> StateResult<()> {
-        self.sessions.lock().insert(record.id.clone(), record);
-        Ok(())
+        match self.sessions.lock().entry(record.id.clone()) {
+            std::collections::hash_map::Entry::Occupied(_) => Err(StateError {
+                kind: StateErrorKind::Internal,
+                cause: format!("session id {} already exists", record.id),
+            }),
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(record);
+                Ok(())
+            }
+        }
     }
 
     async fn get(&self, id: &SessionId) -> StateResult<Option<SessionRecord>> {
@@ -98,7 +108,7 @@ impl SessionStore for MemorySessionStore {
         Ok(expired)
     }
 
-    async fn count(&self) -> StateResult<usize> {
-        Ok(self.sessions.lock().len())
+    async fn count(&self) -> StateResult<Option<usize>> {
+        Ok(Some(self.sessions.lock().len()))
     }
 }

@@ -1,0 +1,69 @@
+//! Key and channel names. Every key of a session carries the hash tag `{<session id>}`, so a
+//! session's record, stream index and streams live in one Redis Cluster slot and a Lua script
+//! can touch them together.
+
+use crate::state::{SessionId, StreamKey};
+
+#[derive(Debug, Clone)]
+pub struct Keys {
+    prefix: String,
+}
+
+impl Keys {
+    pub fn new(prefix: &str) -> Self {
+        Self {
+            prefix: prefix.to_string(),
+        }
+    }
+
+    /// The session record (a JSON string with a sliding TTL).
+    pub fn session(&self, id: &SessionId) -> String {
+        format!("{}:s:{{{}}}", self.prefix, id)
+    }
+
+    /// The index of a session's replay streams (zset: name -> eviction order).
+    pub fn stream_index(&self, id: &SessionId) -> String {
+        format!("{}:e:{{{}}}", self.prefix, id)
+    }
+
+    /// What a stream name is appended to, to form the stream's key.
+    pub fn stream_prefix(&self, id: &SessionId) -> String {
+        format!("{}:x:{{{}}}:", self.prefix, id)
+    }
+
+    /// One replay stream (a Redis Stream).
+    pub fn stream(&self, key: &StreamKey) -> String {
+        format!("{}{}", self.stream_prefix(&key.session), key.stream)
+    }
+
+    /// The pub/sub channel that carries a session's new events to live readers on every node.
+    pub fn events_channel(&self, id: &SessionId) -> String {
+        format!("{}:ev:{}", self.prefix, id)
+    }
+
+    /// The pub/sub channel of a `Bus` topic.
+    pub fn topic_channel(&self, topic: &str) -> String {
+        format!("{}:bus:{}", self.prefix, topic)
+    }
+
+    /// The pattern every key of this deployment matches (for operators and tests).
+    pub fn all(&self) -> String {
+        format!("{}:*", self.prefix)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sessions_keys_share_one_hash_tag() {
+        let keys = Keys::new("mcp");
+        let id = SessionId::parse("abc123").unwrap();
+        let tag = "{abc123}";
+        assert_eq!(keys.session(&id), "mcp:s:{abc123}");
+        assert!(keys.stream_index(&id).contains(tag));
+        assert_eq!(keys.stream(&StreamKey::new(&id, "g")), "mcp:x:{abc123}:g");
+        assert!(!keys.events_channel(&id).contains('{'));
+    }
+}
