@@ -23,7 +23,9 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::engine::{Backends, Engine, EngineError, EngineSettings};
 use crate::ops::origin::OriginPolicy;
+use crate::state::StateError;
 use crate::state::memory::{EventLogLimits, MemoryBus, MemoryEventLog, MemorySessionStore};
+use crate::state::redis::RedisSettings;
 use crate::transport::http::valid_endpoint_id;
 use crate::transport::http_error::HttpError;
 use crate::transport::{HttpSettings, HttpState, legacy_sse, plain_http, streamable_http};
@@ -34,22 +36,53 @@ pub enum BuildError {
     Catalog(#[from] CatalogError),
     #[error(transparent)]
     Engine(#[from] EngineError),
+    #[error("cannot use Redis: {0}")]
+    State(#[from] StateError),
 }
 
-/// Builds the engine on the embedded (in-memory) backends.
-pub fn build_engine(config: &Config, clock: Arc<dyn Clock>) -> Result<Arc<Engine>, BuildError> {
+/// Builds the engine on Redis when `REDIS_URL` is set, else on the embedded (in-memory)
+/// backends, and starts its routing between nodes.
+pub async fn build_engine(
+    config: &Config,
+    clock: Arc<dyn Clock>,
+) -> Result<Arc<Engine>, BuildError> {
     let catalog = Catalog::load(config.config_file.as_deref())?;
-    let backends = Backends {
-        sessions: Arc::new(MemorySessionStore::new(
-            config.session_ttl().as_millis() as u64,
-            clock.clone(),
-        )),
-        events: Arc::new(MemoryEventLog::new(EventLogLimits {
-            events_per_stream: config.replay_buffer_events,
-            streams_per_session: config.replay_buffer_streams,
-        })),
-        bus: Arc::new(MemoryBus::new()),
-        clock,
+    let limits = EventLogLimits {
+        events_per_stream: config.replay_buffer_events,
+        streams_per_session: config.replay_buffer_streams,
+    };
+    let backends = match config.redis_urls() {
+        Some(urls) => {
+            let settings = RedisSettings {
+                urls,
+                cluster: config.redis_cluster,
+                prefix: config.redis_prefix.clone(),
+                timeout: Duration::from_millis(config.redis_timeout_ms),
+                session_ttl: config.session_ttl(),
+                limits,
+            };
+            let redis = crate::state::redis::connect(&settings, clock.clone()).await?;
+            tracing::info!(
+                cluster = config.redis_cluster,
+                prefix = %config.redis_prefix,
+                "state is shared through Redis"
+            );
+            Backends {
+                sessions: redis.sessions,
+                events: redis.events,
+                bus: redis.bus,
+                clock,
+            }
+        }
+        None => Backends {
+            sessions: Arc::new(MemorySessionStore::new(
+                config.session_ttl().as_millis() as u64,
+                clock.clone(),
+            )),
+            events: Arc::new(MemoryEventLog::new(limits)),
+            bus: Arc::new(MemoryBus::new()),
+            clock,
+        },
     };
     let settings = EngineSettings {
         server_name: "mcp-daemon".into(),
@@ -67,7 +100,9 @@ pub fn build_engine(config: &Config, clock: Arc<dyn Clock>) -> Result<Arc<Engine
         },
         request_state_ttl: Duration::from_secs(config.request_state_ttl_secs),
     };
-    Ok(Engine::new(catalog, backends, settings)?)
+    let engine = Engine::new(catalog, backends, settings)?;
+    engine.start_routing().await?;
+    Ok(engine)
 }
 
 pub fn http_state(config: &Config, engine: Arc<Engine>) -> HttpState {
@@ -89,8 +124,8 @@ pub fn http_state(config: &Config, engine: Arc<Engine>) -> HttpState {
 }
 
 /// Everything a config produces, ready to serve.
-pub fn build(config: &Config) -> Result<HttpState, BuildError> {
-    let engine = build_engine(config, Arc::new(SystemClock))?;
+pub async fn build(config: &Config) -> Result<HttpState, BuildError> {
+    let engine = build_engine(config, Arc::new(SystemClock)).await?;
     Ok(http_state(config, engine))
 }
 

@@ -125,11 +125,24 @@ pub struct Config {
     #[arg(long, env = "REQUEST_STATE_TTL_SECS", default_value_t = 600)]
     pub request_state_ttl_secs: u64,
 
-    /// Redis URL for shared cluster state. Not in this build yet: setting it stops start-up
-    /// rather than silently running on per-node memory.
+    /// Redis for state shared by every node (sessions, replay buffers, pub/sub), e.g.
+    /// `redis://:password@10.0.0.5:6379/0`; with `--redis-cluster`, a comma-separated list of
+    /// seed nodes. Unset: per-node memory (a single node).
     #[arg(long, env = "REDIS_URL")]
     #[serde(serialize_with = "mask")]
     pub redis_url: Option<String>,
+
+    /// `REDIS_URL` names the seed nodes of a Redis Cluster.
+    #[arg(long, env = "REDIS_CLUSTER", default_value_t = false)]
+    pub redis_cluster: bool,
+
+    /// Prefix of every Redis key and channel, so several deployments can share one Redis.
+    #[arg(long, env = "REDIS_PREFIX", default_value = "mcp")]
+    pub redis_prefix: String,
+
+    /// Milliseconds a Redis command may take before the request fails with 503.
+    #[arg(long, env = "REDIS_TIMEOUT_MS", default_value_t = 2000)]
+    pub redis_timeout_ms: u64,
 
     /// Authentication provider (local|cognito). Not in this build yet: setting it stops
     /// start-up rather than serving unauthenticated.
@@ -165,6 +178,10 @@ pub enum ConfigError {
     ShortStateKey,
     #[error("{0} is set, but {1}; unset it to start")]
     NotAvailable(&'static str, &'static str),
+    #[error("{0} is required: {1}")]
+    Missing(&'static str, &'static str),
+    #[error("REDIS_PREFIX must be letters, digits, '-', '_' or '.', got {0:?}")]
+    Prefix(String),
 }
 
 impl Config {
@@ -185,6 +202,7 @@ impl Config {
             ),
             ("page_size", self.page_size as u64),
             ("request_state_ttl_secs", self.request_state_ttl_secs),
+            ("redis_timeout_ms", self.redis_timeout_ms),
         ];
         if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(ConfigError::Zero(name));
@@ -199,14 +217,30 @@ impl Config {
         {
             return Err(ConfigError::ShortStateKey);
         }
-        // Settings of features this build lacks: an operator who sets them expects shared
-        // state or authentication, so running without would be worse than not running.
-        let unavailable = [
-            (
+        if self.redis_url.is_some() && self.request_state_key.is_none() {
+            // Otherwise each node seals with its own random key and refuses the others' state.
+            return Err(ConfigError::Missing(
+                "REQUEST_STATE_KEY",
+                "REDIS_URL is set: every node of a cluster must seal requestState with the same key",
+            ));
+        }
+        if self.redis_cluster && self.redis_url.is_none() {
+            return Err(ConfigError::Missing(
                 "REDIS_URL",
-                self.redis_url.is_some(),
-                "this build keeps sessions in per-node memory only (no Redis backend yet)",
-            ),
+                "REDIS_CLUSTER is set but names no seed nodes",
+            ));
+        }
+        if !self
+            .redis_prefix
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+            || self.redis_prefix.is_empty()
+        {
+            return Err(ConfigError::Prefix(self.redis_prefix.clone()));
+        }
+        // Settings of features this build lacks: an operator who sets them expects
+        // authentication, so running without would be worse than not running.
+        let unavailable = [
             (
                 "AUTH_PROVIDER",
                 self.auth_provider.is_some(),
@@ -249,6 +283,18 @@ impl Config {
 
     pub fn session_ttl(&self) -> Duration {
         Duration::from_secs(self.session_ttl_secs)
+    }
+
+    /// The Redis URLs to connect to (one, or a cluster's seed nodes), if Redis is configured.
+    pub fn redis_urls(&self) -> Option<Vec<String>> {
+        let raw = self.redis_url.as_deref()?;
+        Some(
+            raw.split(',')
+                .map(str::trim)
+                .filter(|u| !u.is_empty())
+                .map(str::to_string)
+                .collect(),
+        )
     }
 
     /// The effective configuration as JSON for `check-config`, secrets masked.
@@ -308,7 +354,22 @@ mod tests {
         assert!(!shown.contains("hunter2"), "{shown}");
         assert_eq!(c.effective()["jwt_secret_key"], "***");
         let c = Config::parse_from(["mcp-daemon", "--redis-url", "redis://10.0.0.1"]);
-        assert!(c.validate().unwrap_err().to_string().contains("REDIS_URL"));
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("REQUEST_STATE_KEY"), "{err}");
+        let key = "k".repeat(32);
+        let ok = Config::parse_from([
+            "mcp-daemon",
+            "--redis-url",
+            "redis://a:1, redis://b:2",
+            "--redis-cluster",
+            "--request-state-key",
+            &key,
+        ]);
+        assert!(ok.validate().is_ok());
+        assert_eq!(ok.redis_urls().unwrap(), vec!["redis://a:1", "redis://b:2"]);
+        let mut bad = Config::for_test();
+        bad.redis_prefix = "a b".into();
+        assert!(bad.validate().is_err());
         assert_eq!(
             c.effective()["redis_url"],
             "***",

@@ -31,8 +31,9 @@ async fn run() -> anyhow::Result<()> {
         return check_config(&config);
     }
     config.validate()?;
-    let engine =
-        app::build_engine(&config, Arc::new(SystemClock)).context("cannot load the MCP config")?;
+    let engine = app::build_engine(&config, Arc::new(SystemClock))
+        .await
+        .context("cannot start")?;
     app::spawn_reaper(
         engine.clone(),
         std::time::Duration::from_secs(config.session_reap_interval_secs),

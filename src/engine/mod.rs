@@ -3,6 +3,7 @@
 //! Transports hand it parsed messages plus who is calling and which session; it hands back
 //! responses and pushes related messages into the request's outgoing channel.
 
+mod cluster;
 mod completion;
 mod invoke;
 mod lifecycle;
@@ -135,8 +136,13 @@ pub struct Engine {
     sealer: request_state::StateSealer,
     /// Per-session tasks that turn bus events into the session's notifications.
     pumps: Mutex<HashMap<SessionId, JoinHandle<()>>>,
+    /// This node's id; server-to-client request ids start with it, so an answer that lands
+    /// on another node can be routed back here.
     id_prefix: Arc<str>,
 }
+
+/// How node ids (and so server-to-client request ids) start.
+const NODE_ID_PREFIX: &str = "srv";
 
 impl Engine {
     pub fn new(
@@ -144,7 +150,7 @@ impl Engine {
         backends: Backends,
         settings: EngineSettings,
     ) -> Result<Arc<Self>, EngineError> {
-        let prefix: u32 = rand::random();
+        let node: u32 = rand::random();
         let sealer = request_state::StateSealer::new(
             &settings.request_state_key,
             settings.request_state_ttl.as_millis() as u64,
@@ -160,7 +166,7 @@ impl Engine {
             sealer,
             tasks: tasks::TaskStore::default(),
             pumps: Mutex::new(HashMap::new()),
-            id_prefix: format!("srv{prefix:08x}").into(),
+            id_prefix: format!("{NODE_ID_PREFIX}{node:08x}").into(),
         }))
     }
 
@@ -360,10 +366,12 @@ impl Engine {
             return;
         }
         let id = n.params.as_ref().and_then(|p| p.get("requestId")).cloned();
-        if let (Some(s), Some(Ok(id))) = (session, id.map(serde_json::from_value::<RequestId>))
-            && self.inflight.cancel(&s.id, &id)
-        {
-            tracing::debug!(session = %s.id, request = %id, "request cancelled by the client");
+        if let (Some(s), Some(Ok(id))) = (session, id.map(serde_json::from_value::<RequestId>)) {
+            if self.inflight.cancel(&s.id, &id) {
+                tracing::debug!(session = %s.id, request = %id, "request cancelled by the client");
+            } else {
+                self.route_cancel(&s.id, &id); // it may run on another node
+            }
         }
     }
 
@@ -372,7 +380,9 @@ impl Engine {
         let Some(id) = response.id.clone() else {
             return;
         };
-        if !self.pending.resolve(session, &id, response.outcome) {
+        if self.pending.is_waiting(session, &id) {
+            self.pending.resolve(session, &id, response.outcome);
+        } else if !self.route_answer(session, &response) {
             tracing::debug!(session = %session, request = %id, "response to no pending request ignored");
         }
     }
@@ -382,29 +392,48 @@ impl Engine {
     pub async fn end_session(&self, id: &SessionId) -> Result<bool, StateError> {
         let existed = self.backends.sessions.delete(id).await?;
         self.release_session(id).await;
+        self.announce_session_end(id);
         Ok(existed)
     }
 
     /// Frees what hangs off a session that is already gone from the store.
     async fn release_session(&self, id: &SessionId) {
-        self.inflight.cancel_session(id);
-        self.pending.drop_session(id);
-        let pump = self.pumps.lock().remove(id);
-        if let Some(pump) = pump {
-            pump.abort();
-            let _ = pump.await; // resolves once the task is dropped with its bus subscription
-        }
+        self.release_local(id).await;
         if let Err(e) = self.backends.events.remove_session(id).await {
             tracing::warn!(session = %id, error = %e, "could not drop replay buffers");
         }
     }
 
-    /// Removes expired sessions and everything they held; returns how many.
+    /// Frees what this node holds for a session: running calls, waits for the client, the
+    /// notification pump.
+    async fn release_local(&self, id: &SessionId) {
+        self.inflight.cancel_session(id);
+        self.pending.drop_session(id);
+        self.stop_pump(id).await;
+    }
+
+    async fn stop_pump(&self, id: &SessionId) {
+        let pump = self.pumps.lock().remove(id);
+        if let Some(pump) = pump {
+            pump.abort();
+            let _ = pump.await; // resolves once the task is dropped with its bus subscription
+        }
+    }
+
+    /// Removes expired sessions and everything they held; returns how many. Stores that
+    /// expire sessions themselves (Redis) report none, so this also checks the sessions this
+    /// node pumps notifications for.
     pub async fn reap_expired(&self) -> Result<usize, StateError> {
         self.tasks.purge(self.backends.clock.now_ms());
         let expired = self.backends.sessions.purge_expired().await?;
         for id in &expired {
             self.release_session(id).await;
+        }
+        let pumped: Vec<SessionId> = self.pumps.lock().keys().cloned().collect();
+        for id in pumped {
+            if self.backends.sessions.peek(&id).await?.is_none() {
+                self.release_local(&id).await;
+            }
         }
         Ok(expired.len())
     }

@@ -75,11 +75,13 @@ impl Engine {
                 }
             }
         });
-        match self.pumps.lock().entry(key.session) {
+        match self.pumps.lock().entry(key.session.clone()) {
             // Lost a race with another opener: one pump per session.
             std::collections::hash_map::Entry::Occupied(_) => task.abort(),
             std::collections::hash_map::Entry::Vacant(slot) => {
                 slot.insert(task);
+                // A pump another node still runs for this session stops: one writer.
+                self.announce_get_stream(&key.session);
             }
         }
         Ok(())

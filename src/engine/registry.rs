@@ -99,6 +99,13 @@ impl PendingClientRequests {
         }
     }
 
+    /// Whether a function on this node waits for this answer.
+    pub fn is_waiting(&self, session: &SessionId, id: &RequestId) -> bool {
+        self.waiting
+            .lock()
+            .contains_key(&(session.clone(), id.clone()))
+    }
+
     pub fn forget(&self, session: &SessionId, id: &RequestId) {
         self.waiting.lock().remove(&(session.clone(), id.clone()));
     }

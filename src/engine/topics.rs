@@ -3,3 +3,11 @@
 /// Catalog-wide events: `{"type": "tools_changed" | "resources_changed" | "prompts_changed"}`
 /// and `{"type": "resource_updated", "uri": ...}`.
 pub const CATALOG: &str = "catalog";
+
+/// Messages for every node: `cancel`, `session_ended`, `get_stream` (see `cluster.rs`).
+pub const CONTROL: &str = "control";
+
+/// Messages for one node: answers to the server-to-client requests it sent.
+pub fn node(id: &str) -> String {
+    format!("node:{id}")
+}

@@ -284,7 +284,7 @@ async fn a_config_with_an_unavailable_runtime_fails_at_start_naming_the_entry() 
     std::fs::write(&path, r#"{"tools":{"tools":[{"name":"py_tool"}],"tool_modules":[{"name":"py_tool","module_name":"my_pkg.tools","function_name":"run"}]}}"#).unwrap();
     let mut c = Config::for_test();
     c.config_file = Some(path);
-    let err = mcp_daemon::app::build(&c).err().unwrap().to_string();
+    let err = mcp_daemon::app::build(&c).await.err().unwrap().to_string();
     assert!(
         err.contains("tool 'py_tool'") && err.contains("my_pkg.tools"),
         "{err}"

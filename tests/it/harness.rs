@@ -43,7 +43,9 @@ impl TestServer {
     }
 
     pub async fn start_with(config: Config, clock: Arc<dyn Clock>) -> Self {
-        let engine = app::build_engine(&config, clock).expect("config loads");
+        let engine = app::build_engine(&config, clock)
+            .await
+            .expect("config loads");
         let state = app::http_state(&config, engine.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());

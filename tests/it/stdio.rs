@@ -13,7 +13,9 @@ use crate::harness::*;
 
 #[tokio::test]
 async fn in_process_round_trip_with_progress_and_notifications() {
-    let engine = app::build_engine(&integration_config(), Arc::new(SystemClock)).unwrap();
+    let engine = app::build_engine(&integration_config(), Arc::new(SystemClock))
+        .await
+        .unwrap();
     let (client_in, server_in) = tokio::io::duplex(64 * 1024);
     let (server_out, client_out) = tokio::io::duplex(64 * 1024);
     let server = tokio::spawn(stdio::serve(engine, server_in, server_out, 1 << 20, 64));

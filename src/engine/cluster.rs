@@ -1,0 +1,129 @@
+//! Routing between the nodes of a cluster over the `Bus`. A node keeps what cannot be shared
+//! (running calls, functions waiting for the client, the notification pump of a GET stream)
+//! and other nodes reach it with messages: a cancellation is broadcast (any node may run the
+//! request), a client's answer goes to the node named in the request id it answers, the end of
+//! a session and the move of a session's GET stream are broadcast. With the memory bus the
+//! same messages loop back to the one node, where they find nothing left to do.
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use serde_json::{Value, json};
+
+use super::{Engine, topics};
+use crate::protocol::{self, Message, RequestId, Response};
+use crate::state::{SessionId, StateError};
+
+impl Engine {
+    /// Subscribes this node to the cluster's control topic and to its own topic, and serves
+    /// what arrives until the engine is dropped.
+    pub async fn start_routing(self: &Arc<Self>) -> Result<(), StateError> {
+        let bus = &self.backends.bus;
+        let control = bus.subscribe(topics::CONTROL).await?;
+        let direct = bus.subscribe(&topics::node(&self.id_prefix)).await?;
+        let engine = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut messages = futures::stream::select(control, direct);
+            while let Some(m) = messages.next().await {
+                let Some(engine) = engine.upgrade() else {
+                    return;
+                };
+                engine.on_route(&m).await;
+            }
+        });
+        Ok(())
+    }
+
+    async fn on_route(&self, m: &Value) {
+        let session = m
+            .get("session")
+            .and_then(Value::as_str)
+            .and_then(SessionId::parse);
+        let Some(session) = session else { return };
+        match m.get("type").and_then(Value::as_str) {
+            Some("cancel") => {
+                let id = m
+                    .get("request")
+                    .cloned()
+                    .map(serde_json::from_value::<RequestId>);
+                if let Some(Ok(id)) = id
+                    && self.inflight.cancel(&session, &id)
+                {
+                    tracing::debug!(%session, request = %id, "request cancelled through another node");
+                }
+            }
+            Some("answer") => {
+                let raw = m.get("response").and_then(Value::as_str).unwrap_or("");
+                if let Ok(Message::Response(r)) =
+                    protocol::jsonrpc::parse_single(raw.as_bytes(), 1024)
+                    && let Some(id) = r.id.clone()
+                    && !self.pending.resolve(&session, &id, r.outcome)
+                {
+                    tracing::debug!(%session, request = %id, "routed answer found no waiting function");
+                }
+            }
+            Some("session_ended") => self.release_local(&session).await,
+            Some("get_stream") => {
+                let elsewhere = m.get("node").and_then(Value::as_str) != Some(&self.id_prefix);
+                if elsewhere {
+                    // The session's GET stream moved: its pump moves with it, so every
+                    // notification is buffered once.
+                    self.stop_pump(&session).await;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Cancels a request that is not running here: whichever node runs it stops it.
+    pub(super) fn route_cancel(&self, session: &SessionId, id: &RequestId) {
+        self.broadcast(
+            topics::CONTROL.to_string(),
+            json!({"type": "cancel", "session": session, "request": id}),
+        );
+    }
+
+    /// Hands a client's answer that nobody waits for here to the node that asked: server-to-
+    /// client request ids start with the asking node's id. False when the id is not one of
+    /// another node's.
+    pub(super) fn route_answer(&self, session: &SessionId, response: &Response) -> bool {
+        let Some(RequestId::Str(id)) = &response.id else {
+            return false;
+        };
+        let Some((node, _)) = id.rsplit_once('-') else {
+            return false;
+        };
+        if node == &*self.id_prefix || !node.starts_with(super::NODE_ID_PREFIX) {
+            return false;
+        }
+        self.broadcast(
+            topics::node(node),
+            json!({"type": "answer", "session": session, "response": response.to_json()}),
+        );
+        true
+    }
+
+    pub(super) fn announce_session_end(&self, session: &SessionId) {
+        self.broadcast(
+            topics::CONTROL.to_string(),
+            json!({"type": "session_ended", "session": session}),
+        );
+    }
+
+    pub(super) fn announce_get_stream(&self, session: &SessionId) {
+        self.broadcast(
+            topics::CONTROL.to_string(),
+            json!({"type": "get_stream", "session": session, "node": &*self.id_prefix}),
+        );
+    }
+
+    /// Publishes without making the caller wait; a lost message is logged (at most once).
+    fn broadcast(&self, topic: String, message: Value) {
+        let bus = self.backends.bus.clone();
+        tokio::spawn(async move {
+            if let Err(e) = bus.publish(&topic, message).await {
+                tracing::warn!(%topic, error = %e, "could not reach the other nodes");
+            }
+        });
+    }
+}
