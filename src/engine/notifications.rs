@@ -16,7 +16,13 @@ impl Engine {
         self: &Arc<Self>,
         session: SessionId,
     ) -> Result<BoxStream<'static, Value>, StateError> {
-        let events = self.backends.bus.subscribe(topics::CATALOG).await?;
+        let catalog = self.backends.bus.subscribe(topics::CATALOG).await?;
+        let own = self
+            .backends
+            .bus
+            .subscribe(&topics::session(&session))
+            .await?;
+        let events = futures::stream::select(catalog, own);
         let engine = Arc::downgrade(self);
         Ok(events
             .filter_map(move |event| {
@@ -29,6 +35,7 @@ impl Engine {
 
     async fn notification_for(&self, session: &SessionId, event: &Value) -> Option<Value> {
         let method = match event.get("type").and_then(Value::as_str)? {
+            "notify" => return event.get("message").cloned(),
             "tools_changed" => "notifications/tools/list_changed",
             "resources_changed" => "notifications/resources/list_changed",
             "prompts_changed" => "notifications/prompts/list_changed",

@@ -107,6 +107,21 @@ impl Peer for RequestPeer {
         }
     }
 
+    async fn notify_session(&self, method: &str, params: Value) {
+        let Some(session) = &self.session else { return };
+        let message = Message::notification_value(method, params);
+        if let Err(e) = self
+            .bus
+            .publish(
+                &topics::session(session),
+                json!({"type": "notify", "message": message}),
+            )
+            .await
+        {
+            tracing::warn!(error = %e, "could not publish a session notification");
+        }
+    }
+
     async fn resource_updated(&self, uri: &str) {
         if let Err(e) = self
             .bus

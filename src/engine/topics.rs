@@ -7,6 +7,11 @@ pub const CATALOG: &str = "catalog";
 /// Messages for every node: `cancel`, `session_ended`, `get_stream` (see `cluster.rs`).
 pub const CONTROL: &str = "control";
 
+/// Notifications for one session's own stream: `{"type": "notify", "message": ...}`.
+pub fn session(id: &crate::state::SessionId) -> String {
+    format!("session:{id}")
+}
+
 /// Messages for one node: answers to the server-to-client requests it sent.
 pub fn node(id: &str) -> String {
     format!("node:{id}")

@@ -29,6 +29,9 @@ pub trait Peer: Send + Sync {
     async fn resource_updated(&self, uri: &str);
     /// Tells every listener that a list changed (`tools`, `prompts` or `resources`).
     async fn list_changed(&self, list: &str);
+    /// Sends a notification on the session's own stream (GET or legacy SSE), not tied to the
+    /// running request, whichever node holds that stream. Dropped without a session.
+    async fn notify_session(&self, method: &str, params: Value);
 }
 
 pub struct Ctx {
@@ -142,6 +145,18 @@ impl Ctx {
         }
         let params = json!({"level": level.as_str(), "logger": logger, "data": data});
         self.peer.notify("notifications/message", params).await;
+    }
+
+    /// Like `log`, but on the session's own stream rather than the request's: the message
+    /// reaches the client even after this request has been answered.
+    pub async fn log_to_session(&self, level: LogLevel, logger: &str, data: Value) {
+        if self.log_level.is_some_and(|min| level < min) {
+            return;
+        }
+        let params = json!({"level": level.as_str(), "logger": logger, "data": data});
+        self.peer
+            .notify_session("notifications/message", params)
+            .await;
     }
 
     /// Asks the client (`sampling/createMessage`, `elicitation/create`, `roots/list`) under an

@@ -16,11 +16,35 @@ pub const INTEGRATION: &str = concat!(
     "/tests/fixtures/integration.json"
 );
 
+/// An in-process server on a loopback port; speaks MCP through its `McpHttp` (deref).
 pub struct TestServer {
-    pub base: String,
     pub engine: Arc<Engine>,
-    pub http: reqwest::Client,
+    client: McpHttp,
     shutdown: Option<oneshot::Sender<()>>,
+}
+
+impl std::ops::Deref for TestServer {
+    type Target = McpHttp;
+    fn deref(&self) -> &McpHttp {
+        &self.client
+    }
+}
+
+/// Speaks MCP over HTTP to one server at `base` (in-process or a separate daemon process).
+#[derive(Clone)]
+pub struct McpHttp {
+    pub base: String,
+    pub http: reqwest::Client,
+}
+
+impl McpHttp {
+    pub fn new(base: String) -> Self {
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(0)
+            .build()
+            .unwrap();
+        Self { base, http }
+    }
 }
 
 impl Drop for TestServer {
@@ -53,14 +77,9 @@ impl TestServer {
         tokio::spawn(app::serve(listener, state, async move {
             let _ = rx.await;
         }));
-        let http = reqwest::Client::builder()
-            .pool_max_idle_per_host(0)
-            .build()
-            .unwrap();
         Self {
-            base,
             engine,
-            http,
+            client: McpHttp::new(base),
             shutdown: Some(tx),
         }
     }
@@ -69,7 +88,9 @@ impl TestServer {
         let clock = Arc::new(ManualClock::new(1_700_000_000_000));
         (Self::start_with(config, clock.clone()).await, clock)
     }
+}
 
+impl McpHttp {
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }

@@ -4,7 +4,7 @@ use serde_json::{Value, json};
 
 use crate::harness::*;
 
-async fn open(s: &TestServer, path: &str) -> (SseReader, String) {
+pub async fn open(s: &McpHttp, path: &str) -> (SseReader, String) {
     let resp = s
         .http
         .get(s.url(path))
@@ -19,7 +19,7 @@ async fn open(s: &TestServer, path: &str) -> (SseReader, String) {
     (r, ev.data)
 }
 
-async fn post(s: &TestServer, endpoint: &str, body: Value) -> reqwest::Response {
+pub async fn post(s: &McpHttp, endpoint: &str, body: Value) -> reqwest::Response {
     s.http
         .post(s.url(endpoint))
         .header("content-type", "application/json")

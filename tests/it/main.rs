@@ -4,7 +4,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test-only binary
 
 mod harness;
+mod nodes;
 
+mod cluster;
 mod errors;
 mod features;
 mod legacy_sse;

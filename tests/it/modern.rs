@@ -6,13 +6,13 @@ use crate::harness::*;
 
 const V: &str = "2026-07-28";
 
-fn meta(caps: Value) -> Value {
+pub fn meta(caps: Value) -> Value {
     json!({"io.modelcontextprotocol/protocolVersion": V, "io.modelcontextprotocol/clientCapabilities": caps})
 }
 
 /// Sends one stateless request with correct headers unless `headers` overrides them.
-async fn send(
-    s: &TestServer,
+pub async fn send(
+    s: &McpHttp,
     method: &str,
     mut params: Value,
     headers: &[(&str, &str)],
@@ -49,7 +49,7 @@ async fn send(
     req.body(body.to_string()).send().await.unwrap()
 }
 
-async fn json_of(resp: reqwest::Response) -> (u16, Value) {
+pub async fn json_of(resp: reqwest::Response) -> (u16, Value) {
     let status = resp.status().as_u16();
     (status, resp.json().await.unwrap())
 }

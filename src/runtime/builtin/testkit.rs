@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 
 use super::{Builtin, CallFuture, Module, required_str};
 use crate::runtime::{Ctx, Function, FunctionError, Output};
+use crate::state::LogLevel;
 
 pub const MODULE: &str = "mcp_testkit";
 
@@ -44,6 +45,9 @@ impl Module for Testkit {
             })),
             "notify_resource" => Arc::new(Builtin(|ctx, args| {
                 Box::pin(notify_resource(ctx, args)) as CallFuture
+            })),
+            "session_log" => Arc::new(Builtin(|ctx, args| {
+                Box::pin(session_log(ctx, args)) as CallFuture
             })),
             "whoami" => Arc::new(Builtin(|ctx, _| Box::pin(whoami(ctx)) as CallFuture)),
             "list_roots" => Arc::new(Builtin(|ctx, _| Box::pin(list_roots(ctx)) as CallFuture)),
@@ -100,6 +104,14 @@ async fn notify_resource(ctx: Arc<Ctx>, args: Value) -> Result<Output, FunctionE
     let uri = required_str(&args, "uri")?;
     ctx.resource_updated(&uri).await;
     Ok(Output::Text(format!("notified {uri}")))
+}
+
+/// Logs `message` on the session's own stream (not the request's), as background work does.
+async fn session_log(ctx: Arc<Ctx>, args: Value) -> Result<Output, FunctionError> {
+    let message = required_str(&args, "message")?;
+    ctx.log_to_session(LogLevel::Info, "testkit", json!(message))
+        .await;
+    Ok(Output::Text(format!("logged {message}")))
 }
 
 async fn whoami(ctx: Arc<Ctx>) -> Result<Output, FunctionError> {

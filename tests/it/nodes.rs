@@ -1,0 +1,206 @@
+//! Several real `mcp-daemon` processes sharing one Redis (or one Redis Cluster), as operators
+//! run them behind a load balancer. Each node is the release binary with its own port.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::harness::{INTEGRATION, McpHttp};
+
+#[path = "../support/redis_server.rs"]
+mod redis_server;
+pub use redis_server::{RedisServer, free_port};
+
+/// The same for every node, so `requestState` sealed by one opens on another.
+pub const STATE_KEY: &str = "cluster-test-request-state-key-0123456789";
+
+/// Redis as the nodes see it: one server, or a cluster of three masters.
+pub enum SharedRedis {
+    Single(RedisServer),
+    Cluster(Vec<RedisServer>),
+}
+
+impl SharedRedis {
+    pub fn single() -> Self {
+        Self::Single(RedisServer::start())
+    }
+
+    /// A single Redis with AOF fsynced on every write, for restart tests.
+    pub fn durable() -> Self {
+        Self::Single(RedisServer::start_with(&[
+            "--save",
+            "",
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "always",
+        ]))
+    }
+
+    /// Three masters on loopback ports, joined with `redis-cli --cluster create`.
+    pub fn cluster() -> Self {
+        let servers: Vec<RedisServer> = (0..3)
+            .map(|_| {
+                RedisServer::start_with(&[
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    "nodes.conf",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                ])
+            })
+            .collect();
+        let addrs: Vec<String> = servers
+            .iter()
+            .map(|s| format!("127.0.0.1:{}", s.port))
+            .collect();
+        let out = Command::new("redis-cli")
+            .arg("--cluster")
+            .arg("create")
+            .args(&addrs)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .output()
+            .expect("redis-cli on PATH");
+        assert!(
+            out.status.success(),
+            "cluster create failed: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !servers.iter().all(|s| {
+            s.command(&["CLUSTER", "INFO"])
+                .is_some_and(|i| i.contains("cluster_state:ok"))
+        }) {
+            assert!(Instant::now() < deadline, "cluster did not become ok");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Self::Cluster(servers)
+    }
+
+    pub fn url(&self) -> String {
+        match self {
+            Self::Single(s) => s.url(),
+            Self::Cluster(servers) => servers
+                .iter()
+                .map(RedisServer::url)
+                .collect::<Vec<_>>()
+                .join(","),
+        }
+    }
+
+    pub fn is_cluster(&self) -> bool {
+        matches!(self, Self::Cluster(_))
+    }
+
+    pub fn servers(&self) -> Vec<&RedisServer> {
+        match self {
+            Self::Single(s) => vec![s],
+            Self::Cluster(servers) => servers.iter().collect(),
+        }
+    }
+
+    /// Keys across every server.
+    pub fn key_count(&self) -> u64 {
+        self.servers().iter().map(|s| s.dbsize()).sum()
+    }
+
+    pub fn single_server(&mut self) -> &mut RedisServer {
+        match self {
+            Self::Single(s) => s,
+            Self::Cluster(_) => panic!("not a single Redis"),
+        }
+    }
+}
+
+/// One daemon process.
+pub struct Node {
+    pub client: McpHttp,
+    child: Option<Child>,
+    pub log: std::path::PathBuf,
+}
+
+impl std::ops::Deref for Node {
+    type Target = McpHttp;
+    fn deref(&self) -> &McpHttp {
+        &self.client
+    }
+}
+
+impl Node {
+    pub async fn start(redis: &SharedRedis, env: &[(&str, &str)]) -> Self {
+        let port = free_port();
+        let log = std::env::temp_dir().join(format!("mcp-node-{}-{port}.log", std::process::id()));
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_mcp-daemon"));
+        cmd.arg("--port")
+            .arg(port.to_string())
+            .arg("--config")
+            .arg(INTEGRATION)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("REDIS_URL", redis.url())
+            .env("REQUEST_STATE_KEY", STATE_KEY)
+            .env("LOG_LEVEL", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap());
+        if redis.is_cluster() {
+            cmd.env("REDIS_CLUSTER", "true");
+        }
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().unwrap();
+        let mut node = Self {
+            client: McpHttp::new(format!("http://127.0.0.1:{port}")),
+            child: Some(child),
+            log,
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(r) = node.http.get(node.url("/health")).send().await
+                && r.status() == 200
+            {
+                return node;
+            }
+            assert!(
+                Instant::now() < deadline && node.alive(),
+                "node did not start: {}",
+                std::fs::read_to_string(&node.log).unwrap_or_default()
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// `kill -9`: no goodbye to anyone.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Whether the process is still running.
+    pub fn alive(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| c.try_wait().ok().flatten().is_none())
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_file(&self.log);
+    }
+}
+
+/// Three nodes on one shared Redis.
+pub async fn three_nodes(redis: &SharedRedis, env: &[(&str, &str)]) -> [Node; 3] {
+    [
+        Node::start(redis, env).await,
+        Node::start(redis, env).await,
+        Node::start(redis, env).await,
+    ]
+}
