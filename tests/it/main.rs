@@ -8,6 +8,7 @@ mod nodes;
 
 mod cluster;
 mod errors;
+mod faults;
 mod features;
 mod legacy_sse;
 mod memory;
