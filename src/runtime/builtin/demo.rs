@@ -29,6 +29,11 @@ async fn hello(_ctx: Arc<Ctx>, args: Value) -> Result<Output, FunctionError> {
 }
 
 async fn add_numbers(_ctx: Arc<Ctx>, args: Value) -> Result<Output, FunctionError> {
+    sum_text(&args).map(Output::Text)
+}
+
+/// The sum of the numbers `a` and `b` of `args` as text; shared with `mcp_bench`'s `add`.
+pub(super) fn sum_text(args: &Value) -> Result<String, FunctionError> {
     let number = |k: &str| {
         args.get(k)
             .filter(|v| v.is_number())
@@ -36,7 +41,7 @@ async fn add_numbers(_ctx: Arc<Ctx>, args: Value) -> Result<Output, FunctionErro
     };
     let (a, b) = (number("a")?, number("b")?);
     // Integers stay integers ("5", not "5.0"), as Python's `a + b` prints them.
-    let text = match (a.as_i64(), b.as_i64()) {
+    Ok(match (a.as_i64(), b.as_i64()) {
         (Some(x), Some(y)) => match x.checked_add(y) {
             Some(sum) => sum.to_string(),
             None => ((x as i128) + (y as i128)).to_string(),
@@ -45,8 +50,7 @@ async fn add_numbers(_ctx: Arc<Ctx>, args: Value) -> Result<Output, FunctionErro
             let sum = a.as_f64().unwrap_or(0.0) + b.as_f64().unwrap_or(0.0);
             json!(sum).to_string()
         }
-    };
-    Ok(Output::Text(text))
+    })
 }
 
 async fn read_resource(_ctx: Arc<Ctx>, args: Value) -> Result<Output, FunctionError> {

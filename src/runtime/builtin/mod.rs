@@ -1,6 +1,7 @@
 //! Builtin modules: functions written in Rust and shipped in the binary, addressed from the
 //! config file by `module_name` + `function_name` exactly like Python modules will be.
 
+mod bench;
 mod conformance;
 mod conformance_modern;
 mod demo;
@@ -50,6 +51,7 @@ pub trait Module: Send + Sync {
 pub fn module(name: &str) -> Option<Box<dyn Module>> {
     match name {
         demo::MODULE => Some(Box::new(demo::Demo)),
+        bench::MODULE => Some(Box::new(bench::Bench)),
         conformance::MODULE => Some(Box::new(conformance::Conformance)),
         testkit::MODULE => Some(Box::new(testkit::Testkit::default())),
         _ => None,
@@ -57,7 +59,12 @@ pub fn module(name: &str) -> Option<Box<dyn Module>> {
 }
 
 /// Names of every builtin module, for error messages.
-pub const MODULES: [&str; 3] = [demo::MODULE, conformance::MODULE, testkit::MODULE];
+pub const MODULES: [&str; 4] = [
+    demo::MODULE,
+    bench::MODULE,
+    conformance::MODULE,
+    testkit::MODULE,
+];
 
 pub(crate) fn str_arg<'a>(args: &'a Value, name: &str) -> Option<&'a str> {
     args.get(name).and_then(Value::as_str)
