@@ -119,7 +119,6 @@ pub fn http_state(config: &Config, engine: Arc<Engine>) -> HttpState {
             sse_retry_ms: config.sse_retry_ms,
             origin_policy: OriginPolicy::new(&hosts, &config.allowed_origins),
         }),
-        open_get_streams: Default::default(),
     }
 }
 

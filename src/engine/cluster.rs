@@ -66,8 +66,10 @@ impl Engine {
             Some("get_stream") => {
                 let elsewhere = m.get("node").and_then(Value::as_str) != Some(&self.id_prefix);
                 if elsewhere {
-                    // The session's GET stream moved: its pump moves with it, so every
-                    // notification is buffered once.
+                    // The session's GET stream moved: the old stream closes (a message goes
+                    // on one stream only) and its pump stops (each notification is buffered
+                    // once).
+                    self.get_streams.close(&session);
                     self.stop_pump(&session).await;
                 }
             }

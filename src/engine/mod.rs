@@ -37,7 +37,8 @@ use crate::catalog::{Catalog, CatalogHandle};
 use crate::clock::Clock;
 use crate::protocol::{Notification, Request, RequestId, Response, RpcError, codes};
 use crate::state::{Bus, EventLog, LogLevel, SessionId, SessionRecord, SessionStore, StateError};
-use registry::{Inflight, PendingClientRequests};
+pub use registry::GetStreamLease;
+use registry::{GetStreams, Inflight, PendingClientRequests};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -130,6 +131,7 @@ pub struct Engine {
     settings: EngineSettings,
     inflight: Inflight,
     pending: Arc<PendingClientRequests>,
+    get_streams: Arc<GetStreams>,
     /// Calls that became tasks (tasks extension).
     tasks: tasks::TaskStore,
     /// Seals and opens stateless-era `requestState`.
@@ -163,11 +165,21 @@ impl Engine {
             settings,
             inflight: Inflight::default(),
             pending: Arc::new(PendingClientRequests::default()),
+            get_streams: Arc::new(GetStreams::default()),
             sealer,
             tasks: tasks::TaskStore::default(),
             pumps: Mutex::new(HashMap::new()),
             id_prefix: format!("{NODE_ID_PREFIX}{node:08x}").into(),
         }))
+    }
+
+    /// Takes the session's GET stream slot on this node (`None`: already open here, 409).
+    /// The receiver fires when another node takes the stream over.
+    pub fn open_get_stream(
+        &self,
+        session: &SessionId,
+    ) -> Option<(GetStreamLease, tokio::sync::oneshot::Receiver<()>)> {
+        self.get_streams.open(session)
     }
 
     pub fn settings(&self) -> &EngineSettings {

@@ -3,6 +3,8 @@
 //! so one session can neither cancel nor answer another's work.
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 use serde_json::Value;
@@ -70,6 +72,65 @@ impl Drop for InflightGuard<'_> {
     fn drop(&mut self) {
         if let Some(key) = self.key.take() {
             self.inflight.running.lock().remove(&key);
+        }
+    }
+}
+
+/// The standalone GET streams this node holds, one per session: a second one on this node is
+/// refused, and one that another node took over is closed (the spec allows each message on
+/// only one stream, so two live GET streams of a session must not both get it).
+#[derive(Default)]
+pub struct GetStreams {
+    open: Mutex<HashMap<SessionId, (u64, oneshot::Sender<()>)>>,
+    next: AtomicU64,
+}
+
+impl GetStreams {
+    /// `None` when the session's GET stream is already open here. The receiver fires when the
+    /// stream must close.
+    pub fn open(
+        self: &Arc<Self>,
+        session: &SessionId,
+    ) -> Option<(GetStreamLease, oneshot::Receiver<()>)> {
+        let (tx, rx) = oneshot::channel();
+        let generation = self.next.fetch_add(1, Ordering::Relaxed);
+        match self.open.lock().entry(session.clone()) {
+            std::collections::hash_map::Entry::Occupied(_) => return None,
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert((generation, tx));
+            }
+        }
+        let lease = GetStreamLease {
+            streams: self.clone(),
+            session: session.clone(),
+            generation,
+        };
+        Some((lease, rx))
+    }
+
+    /// Closes the session's GET stream on this node, if it has one.
+    pub fn close(&self, session: &SessionId) {
+        if let Some((_, tx)) = self.open.lock().remove(session) {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Holds a session's GET stream slot until the response body is dropped.
+pub struct GetStreamLease {
+    streams: Arc<GetStreams>,
+    session: SessionId,
+    generation: u64,
+}
+
+impl Drop for GetStreamLease {
+    fn drop(&mut self) {
+        let mut open = self.streams.open.lock();
+        if open
+            .get(&self.session)
+            .is_some_and(|(g, _)| *g == self.generation)
+        {
+            open.remove(&self.session);
         }
     }
 }

@@ -14,15 +14,11 @@ pub mod sse;
 pub mod stdio;
 pub mod streamable_http;
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use parking_lot::Mutex;
-
 use crate::engine::Engine;
 use crate::ops::origin::OriginPolicy;
-use crate::state::SessionId;
 
 /// Limits and timings the HTTP transports apply.
 #[derive(Debug, Clone)]
@@ -39,6 +35,4 @@ pub struct HttpSettings {
 pub struct HttpState {
     pub engine: Arc<Engine>,
     pub settings: Arc<HttpSettings>,
-    /// Sessions whose standalone GET stream is open on this node (a second one gets 409).
-    pub open_get_streams: Arc<Mutex<HashSet<SessionId>>>,
 }

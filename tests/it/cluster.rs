@@ -120,10 +120,15 @@ async fn a_get_stream_receives_notifications_made_on_another_node_once(n: &[Node
         "each notification exactly once"
     );
 
-    // The client reconnects its GET stream through C: the pump moves with it (A's stops), so a
-    // notification is still buffered once, not once per node that ever held the stream.
-    drop(get);
+    // The client opens its GET stream again through C: the stream on A closes (a message goes
+    // on one stream only) and the pump moves (A's stops), so a notification is still buffered
+    // once, not once per node that ever held the stream.
+    let mut old = get;
     let mut get = SseReader::new(n[2].get_stream(&sid, None).await);
+    assert!(
+        old.next(SECS5).await.is_none(),
+        "the stream on A ends when C takes over"
+    );
     n[1].call_tool(&sid, "testkit_session_log", json!({"message": "from B"}))
         .await;
     let mut seen = 0;

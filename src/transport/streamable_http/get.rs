@@ -7,12 +7,10 @@ use axum::Extension;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use parking_lot::Mutex;
-use std::collections::HashSet;
 
 use crate::auth::Principal;
 use crate::protocol::codes;
-use crate::state::{ReplayFrom, SessionId, StreamKey};
+use crate::state::{ReplayFrom, StreamKey};
 use crate::transport::HttpState;
 use crate::transport::http::{
     LAST_EVENT_ID, accepts, check_version_header, header_str, load_session, not_acceptable,
@@ -20,18 +18,6 @@ use crate::transport::http::{
 };
 use crate::transport::http_error::HttpError;
 use crate::transport::sse::{self, SseOptions};
-
-/// Marks a session's GET stream as open on this node until the response body is dropped.
-struct OpenGetStream {
-    open: Arc<Mutex<HashSet<SessionId>>>,
-    session: SessionId,
-}
-
-impl Drop for OpenGetStream {
-    fn drop(&mut self) {
-        self.open.lock().remove(&self.session);
-    }
-}
 
 pub async fn mcp_get(
     State(state): State<HttpState>,
@@ -76,20 +62,13 @@ pub async fn mcp_get(
         return Ok(sse::response(sse::body(key, replay, opts, None, None, ())));
     }
 
-    let guard = {
-        let mut open = state.open_get_streams.lock();
-        if !open.insert(session.id.clone()) {
-            return Err(HttpError::new(
-                StatusCode::CONFLICT,
-                codes::SERVER_ERROR,
-                "Conflict: only one GET stream per session is allowed",
-            ));
-        }
-        OpenGetStream {
-            open: state.open_get_streams.clone(),
-            session: session.id.clone(),
-        }
-    };
+    let (lease, closed) = state.engine.open_get_stream(&session.id).ok_or_else(|| {
+        HttpError::new(
+            StatusCode::CONFLICT,
+            codes::SERVER_ERROR,
+            "Conflict: only one GET stream per session is allowed",
+        )
+    })?;
     let key = StreamKey::new(&session.id, StreamKey::GET_STREAM);
     state.engine.ensure_notification_pump(key.clone()).await?;
     let from = match resume {
@@ -103,5 +82,12 @@ pub async fn mcp_get(
     if opts.priming && from == ReplayFrom::Live {
         events.append(&key, Arc::from(""), false).await?;
     }
-    Ok(sse::response(sse::body(key, live, opts, None, None, guard)))
+    Ok(sse::response(sse::body(
+        key,
+        live,
+        opts,
+        None,
+        Some(closed),
+        lease,
+    )))
 }
