@@ -22,10 +22,14 @@ command -v cargo >/dev/null || { echo "cargo is required (rustup)"; exit 1; }
 command -v python3 >/dev/null || apt_install python3 python3-venv
 command -v node >/dev/null && command -v npm >/dev/null || apt_install nodejs npm
 command -v curl >/dev/null || apt_install curl
+# Real Redis servers for the state contract, cross-node, cluster and fault tests (the harness
+# starts its own on free ports; it never touches one already running on 6379).
+command -v redis-server >/dev/null || apt_install redis-server
+command -v redis-cli >/dev/null || apt_install redis-tools
 if command -v rustup >/dev/null && ! rustup component list --installed 2>/dev/null | grep -q '^clippy'; then
   rustup component add clippy rustfmt
 fi
-echo "$(cargo --version); $(python3 --version); node $(node --version)"
+echo "$(cargo --version); $(python3 --version); node $(node --version); $(redis-server --version | cut -d' ' -f1-3)"
 
 step "format and lints"
 cargo fmt --all -- --check
