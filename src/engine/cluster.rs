@@ -2,17 +2,30 @@
 //! (running calls, functions waiting for the client, the notification pump of a GET stream)
 //! and other nodes reach it with messages: a cancellation is broadcast (any node may run the
 //! request), a client's answer goes to the node named in the request id it answers, the end of
-//! a session and the move of a session's GET stream are broadcast. With the memory bus the
+//! a session and the move of a session's GET stream are broadcast, and a task method goes to
+//! the node named in the task id, which replies to the asking node. With the memory bus the
 //! same messages loop back to the one node, where they find nothing left to do.
 
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::StreamExt;
+use parking_lot::Mutex;
 use serde_json::{Value, json};
+use tokio::sync::oneshot;
 
 use super::{Engine, topics};
-use crate::protocol::{self, Message, RequestId, Response};
+use crate::protocol::{self, Message, RequestId, Response, RpcError};
 use crate::state::{SessionId, StateError};
+
+/// How long a task method forwarded to another node may take; a node that does not answer in
+/// time is gone, and so are its tasks.
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Forwarded task methods awaiting the owning node's reply, by correlation id.
+#[derive(Default)]
+pub struct Forwarded(Mutex<HashMap<String, oneshot::Sender<Result<Value, RpcError>>>>);
 
 impl Engine {
     /// Subscribes this node to the cluster's control topic and to its own topic, and serves
@@ -35,6 +48,11 @@ impl Engine {
     }
 
     async fn on_route(&self, m: &Value) {
+        match m.get("type").and_then(Value::as_str) {
+            Some("task_call") => return self.serve_task_call(m).await,
+            Some("task_reply") => return self.take_task_reply(m),
+            _ => {}
+        }
         let session = m
             .get("session")
             .and_then(Value::as_str)
@@ -117,6 +135,77 @@ impl Engine {
             topics::CONTROL.to_string(),
             json!({"type": "get_stream", "session": session, "node": &*self.id_prefix}),
         );
+    }
+
+    /// Runs a task method on the node that owns the task (named in its id) and waits for the
+    /// reply. An owner that does not answer in time is treated as gone: its tasks are unknown.
+    pub(super) async fn forward_task_method(
+        &self,
+        node: &str,
+        subject: &str,
+        method: &str,
+        params: &Value,
+    ) -> Result<Value, RpcError> {
+        let correlation = format!("{}-{:016x}", self.id_prefix, rand::random::<u64>());
+        let (tx, rx) = oneshot::channel();
+        self.forwarded.0.lock().insert(correlation.clone(), tx);
+        let message = json!({"type": "task_call", "reply_to": &*self.id_prefix,
+            "correlation": &correlation, "subject": subject, "method": method, "params": params});
+        if let Err(e) = self
+            .backends
+            .bus
+            .publish(&topics::node(node), message)
+            .await
+        {
+            self.forwarded.0.lock().remove(&correlation);
+            return Err(super::state_error(e));
+        }
+        let reply = tokio::time::timeout(FORWARD_TIMEOUT, rx).await;
+        self.forwarded.0.lock().remove(&correlation);
+        match reply {
+            Ok(Ok(outcome)) => outcome,
+            _ => {
+                let id = params.get("taskId").and_then(Value::as_str).unwrap_or("");
+                Err(RpcError::invalid_params(format!("Unknown task: {id}")))
+            }
+        }
+    }
+
+    async fn serve_task_call(&self, m: &Value) {
+        let field = |k: &str| m.get(k).and_then(Value::as_str).unwrap_or_default();
+        let params = m.get("params").cloned().unwrap_or(Value::Null);
+        let outcome = self.local_task_method(field("subject"), field("method"), &params);
+        let reply = match outcome {
+            Ok(result) => json!({"result": result}),
+            Err(e) => json!({"error": e.to_value()}),
+        };
+        let mut message = json!({"type": "task_reply", "correlation": field("correlation")});
+        message["outcome"] = reply;
+        self.broadcast(topics::node(field("reply_to")), message);
+    }
+
+    fn take_task_reply(&self, m: &Value) {
+        let correlation = m
+            .get("correlation")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let Some(waiter) = self.forwarded.0.lock().remove(correlation) else {
+            return;
+        };
+        let outcome = &m["outcome"];
+        let reply = match outcome.get("error") {
+            Some(e) => Err(RpcError {
+                code: e.get("code").and_then(Value::as_i64).unwrap_or(-32603),
+                message: e
+                    .get("message")
+                    .and_then(Value::as_str)
+                    .unwrap_or("Internal error")
+                    .to_string(),
+                data: e.get("data").cloned(),
+            }),
+            None => Ok(outcome.get("result").cloned().unwrap_or(Value::Null)),
+        };
+        let _ = waiter.send(reply);
     }
 
     /// Publishes without making the caller wait; a lost message is logged (at most once).

@@ -132,6 +132,8 @@ pub struct Engine {
     inflight: Inflight,
     pending: Arc<PendingClientRequests>,
     get_streams: Arc<GetStreams>,
+    /// Task methods sent to other nodes, awaiting their reply (by correlation id).
+    forwarded: cluster::Forwarded,
     /// Calls that became tasks (tasks extension).
     tasks: tasks::TaskStore,
     /// Seals and opens stateless-era `requestState`.
@@ -166,6 +168,7 @@ impl Engine {
             inflight: Inflight::default(),
             pending: Arc::new(PendingClientRequests::default()),
             get_streams: Arc::new(GetStreams::default()),
+            forwarded: Default::default(),
             sealer,
             tasks: tasks::TaskStore::default(),
             pumps: Mutex::new(HashMap::new()),
@@ -180,6 +183,11 @@ impl Engine {
         session: &SessionId,
     ) -> Option<(GetStreamLease, tokio::sync::oneshot::Receiver<()>)> {
         self.get_streams.open(session)
+    }
+
+    /// This node's id (server-to-client request ids and task ids start with it).
+    pub fn node_id(&self) -> &str {
+        &self.id_prefix
     }
 
     pub fn settings(&self) -> &EngineSettings {
@@ -256,7 +264,9 @@ impl Engine {
             }
             let mut result = match req.method.as_str() {
                 "server/discover" => self.discover(),
-                "tasks/get" | "tasks/update" | "tasks/cancel" => self.task_method(call, req)?,
+                "tasks/get" | "tasks/update" | "tasks/cancel" => {
+                    self.task_method(call, req).await?
+                }
                 _ => self.dispatch_method(call, req, cancel).await?,
             };
             self.decorate(&req.method, &mut result);
@@ -308,15 +318,33 @@ impl Engine {
     }
 
     /// `tasks/get`, `tasks/update`, `tasks/cancel`: only for clients that declared the tasks
-    /// extension (-32021 otherwise, before any lookup), only on the caller's own tasks.
-    fn task_method(&self, call: &Call, req: &Request) -> Result<Value, RpcError> {
+    /// extension (-32021 otherwise, before any lookup), only on the caller's own tasks, on
+    /// whichever node runs the task.
+    async fn task_method(&self, call: &Call, req: &Request) -> Result<Value, RpcError> {
         if !call.modern.as_ref().is_some_and(tasks::declared) {
             return Err(tasks::missing_extension());
         }
         let params = req.params.clone().unwrap_or_else(|| json!({}));
         let id = str_param(&params, "taskId")?;
         let subject = &call.principal.subject;
-        match req.method.as_str() {
+        match tasks::node_of(id) {
+            Some(node) if node != &*self.id_prefix && !self.tasks.contains(id) => {
+                self.forward_task_method(node, subject, &req.method, &params)
+                    .await
+            }
+            _ => self.local_task_method(subject, &req.method, &params),
+        }
+    }
+
+    /// A task method on a task of this node.
+    fn local_task_method(
+        &self,
+        subject: &str,
+        method: &str,
+        params: &Value,
+    ) -> Result<Value, RpcError> {
+        let id = str_param(params, "taskId")?;
+        match method {
             "tasks/get" => self.tasks.get(id, subject),
             "tasks/cancel" => self.tasks.cancel(id, subject),
             _ => {

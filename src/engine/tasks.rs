@@ -1,8 +1,9 @@
 //! Tasks (MCP extension `io.modelcontextprotocol/tasks`, stateless era): a call that turns into
 //! a task answers at once with its id and runs on; the client polls `tasks/get`, answers its
 //! questions with `tasks/update`, and may `tasks/cancel` it. Tasks are owned by the subject that
-//! created them and expire `TASK_TTL_MS` after their last change. They live in this node's
-//! memory: a node restart loses them (the cluster issue moves them to Redis).
+//! created them and expire `TASK_TTL_MS` after their last change. A task runs and lives on the
+//! node that created it; its id names that node (`task-<node>-<random>`), so the task methods
+//! reach it from any node (`cluster.rs`). A node that dies takes its tasks with it.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -92,13 +93,17 @@ pub struct Task {
 }
 
 impl Task {
-    pub fn new(subject: &str, clock: Arc<dyn Clock>) -> (Arc<Self>, oneshot::Receiver<()>) {
+    pub fn new(
+        subject: &str,
+        node: &str,
+        clock: Arc<dyn Clock>,
+    ) -> (Arc<Self>, oneshot::Receiver<()>) {
         let bytes: [u8; 16] = rand::rng().random();
         let id: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
         let now = clock.now_ms();
         let (tx, rx) = oneshot::channel();
         let task = Arc::new(Self {
-            id: format!("task-{id}"),
+            id: format!("task-{node}-{id}"),
             subject: subject.to_string(),
             created_ms: now,
             state: Mutex::new(State {
@@ -297,6 +302,17 @@ impl TaskStore {
     pub fn count(&self) -> usize {
         self.tasks.lock().len()
     }
+
+    pub fn contains(&self, id: &str) -> bool {
+        self.tasks.lock().contains_key(id)
+    }
+}
+
+/// The node a task id names (`task-<node>-<random>`).
+pub fn node_of(id: &str) -> Option<&str> {
+    let rest = id.strip_prefix("task-")?;
+    let (node, _) = rest.rsplit_once('-')?;
+    Some(node)
 }
 
 /// `YYYY-MM-DDTHH:MM:SS.mmmZ` for milliseconds since the epoch (UTC, proleptic Gregorian).
@@ -337,7 +353,7 @@ mod tests {
     #[tokio::test]
     async fn questions_wait_for_updates_and_terminal_states_stick() {
         let clock = Arc::new(ManualClock::new(1_000));
-        let (task, _rx) = Task::new("alice", clock.clone());
+        let (task, _rx) = Task::new("alice", "srv00000000", clock.clone());
         let store = TaskStore::default();
         store.insert(task.clone());
         let asker = {

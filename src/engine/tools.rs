@@ -104,7 +104,11 @@ async fn call_as_task(
     req: &Request,
     args: Value,
 ) -> Result<Value, RpcError> {
-    let (task, begun) = tasks::Task::new(&call.principal.subject, engine.backends.clock.clone());
+    let (task, begun) = tasks::Task::new(
+        &call.principal.subject,
+        engine.node_id(),
+        engine.backends.clock.clone(),
+    );
     let link: Arc<dyn TaskLink> = task.clone();
     let ctx = engine.ctx_with_task(
         call,

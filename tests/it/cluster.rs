@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use crate::harness::*;
 use crate::legacy_sse;
-use crate::modern::{json_of, meta, send};
+use crate::modern::{json_of, meta, poll_until, send, with_tasks};
 use crate::nodes::{Node, SharedRedis, three_nodes};
 
 const WATCHED: &str = "test://watched-resource";
@@ -309,4 +309,40 @@ async fn stateless_era_listen_and_request_state_cross_nodes(n: &[Node; 3]) {
     )
     .await;
     assert_eq!(r3["result"]["content"][0]["text"], "Ada likes teal");
+
+    // A task runs on the node that created it (A); polled on B, answered and cancelled on C.
+    let (_, v) = json_of(send(&n[0], "tools/call", json!({"name": "confirm_delete", "arguments": {"filename": "a.txt"}, "_meta": with_tasks()}), &[]).await).await;
+    let id = v["result"]["taskId"].as_str().unwrap().to_string();
+    let waiting = poll_until(&n[1], &id, "input_required").await;
+    assert_eq!(
+        waiting["inputRequests"]["confirm"]["method"],
+        "elicitation/create"
+    );
+    let answer = json!({"taskId": id, "inputResponses": {"confirm": {"action": "accept", "content": {"confirm": true}}}, "_meta": with_tasks()});
+    let (_, ack) = json_of(send(&n[2], "tasks/update", answer, &[("mcp-name", &id)]).await).await;
+    assert_eq!(ack["result"]["resultType"], "complete", "{ack}");
+    let done = poll_until(&n[1], &id, "completed").await;
+    assert_eq!(done["result"]["content"][0]["text"], "Deleted a.txt");
+
+    let (_, v) = json_of(
+        send(
+            &n[0],
+            "tools/call",
+            json!({"name": "slow_compute", "arguments": {"seconds": 60}, "_meta": with_tasks()}),
+            &[],
+        )
+        .await,
+    )
+    .await;
+    let id = v["result"]["taskId"].as_str().unwrap().to_string();
+    let cancel = json!({"taskId": id, "_meta": with_tasks()});
+    let (_, ack) = json_of(send(&n[2], "tasks/cancel", cancel, &[("mcp-name", &id)]).await).await;
+    assert_eq!(ack["result"]["resultType"], "complete", "{ack}");
+    poll_until(&n[1], &id, "cancelled").await;
+
+    // An unknown task on a node that does not exist is -32602, not a hang.
+    let ghost = "task-srv00000000-00";
+    let get = json!({"taskId": ghost, "_meta": with_tasks()});
+    let (_, v) = json_of(send(&n[1], "tasks/get", get, &[("mcp-name", ghost)]).await).await;
+    assert_eq!(v["error"]["code"], -32602, "{v}");
 }

@@ -413,11 +413,11 @@ async fn closing_the_response_cancels_the_work() {
     assert_eq!(stats, json!({"started": 1, "completed": 0, "cancelled": 1}));
 }
 
-fn with_tasks() -> Value {
+pub fn with_tasks() -> Value {
     meta(json!({"elicitation": {}, "extensions": {"io.modelcontextprotocol/tasks": {}}}))
 }
 
-async fn poll_until(s: &TestServer, id: &str, status: &str) -> Value {
+pub async fn poll_until(s: &McpHttp, id: &str, status: &str) -> Value {
     for _ in 0..200 {
         let (_, v) = json_of(
             send(
