@@ -89,6 +89,15 @@ pub trait EventLog: Send + Sync + 'static {
 
 /// Pub/sub between the parts of a node and, with Redis, between nodes. At-most-once: a message
 /// published while nobody listens is gone.
+///
+/// Topics named `<scope>:<id>` (one session, one node) carry little traffic and exist once per
+/// session, so their subscribers get a small buffer; cluster-wide topics (`catalog`, `control`)
+/// get a large one. A subscriber that falls further behind than its buffer loses messages.
+/// Messages a subscriber of `topic` may fall behind by (see `Bus`).
+pub fn topic_capacity(topic: &str) -> usize {
+    if topic.contains(':') { 32 } else { 1024 }
+}
+
 #[async_trait]
 pub trait Bus: Send + Sync + 'static {
     async fn publish(&self, topic: &str, message: Value) -> StateResult<()>;

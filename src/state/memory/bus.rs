@@ -10,10 +10,7 @@ use serde_json::Value;
 use tokio::sync::broadcast;
 use tokio_stream::wrappers::BroadcastStream;
 
-use crate::state::{Bus, StateResult};
-
-/// Messages a slow subscriber may fall behind by before it starts losing them.
-const TOPIC_CAPACITY: usize = 1024;
+use crate::state::{Bus, StateResult, topic_capacity};
 
 #[derive(Default)]
 pub struct MemoryBus {
@@ -44,7 +41,7 @@ impl Bus for MemoryBus {
             let mut topics = self.topics.lock();
             let tx = topics
                 .entry(topic.to_string())
-                .or_insert_with(|| broadcast::channel(TOPIC_CAPACITY).0);
+                .or_insert_with(|| broadcast::channel(topic_capacity(topic)).0);
             tx.subscribe()
         };
         // A lagged subscriber skips what it missed rather than ending.

@@ -9,7 +9,7 @@ use serde_json::Value;
 use super::conn::Redis;
 use super::keys::Keys;
 use super::pubsub::{Hub, Note};
-use crate::state::{Bus, StateResult};
+use crate::state::{Bus, StateResult, topic_capacity};
 
 pub struct RedisBus {
     redis: Redis,
@@ -34,7 +34,8 @@ impl Bus for RedisBus {
     }
 
     async fn subscribe(&self, topic: &str) -> StateResult<BoxStream<'static, Value>> {
-        let sub = self.hub.subscribe(&self.keys.topic_channel(topic)).await?;
+        let channel = self.keys.topic_channel(topic);
+        let sub = self.hub.subscribe(&channel, topic_capacity(topic)).await?;
         Ok(sub
             .filter_map(|note| async move {
                 match note {

@@ -16,7 +16,7 @@ use redis::streams::StreamRangeReply;
 
 use super::conn::Redis;
 use super::keys::Keys;
-use super::pubsub::{Hub, Note, Subscription};
+use super::pubsub::{EVENTS_CAPACITY, Hub, Note, Subscription};
 use crate::state::memory::EventLogLimits;
 use crate::state::{
     Event, EventLog, ReplayFrom, SessionId, StateError, StateErrorKind, StateResult, StreamKey,
@@ -121,7 +121,7 @@ impl EventLog for RedisEventLog {
         // Subscribe first: whatever is appended from here on reaches us live or by replay.
         let live = self
             .hub
-            .subscribe(&self.keys.events_channel(&key.session))
+            .subscribe(&self.keys.events_channel(&key.session), EVENTS_CAPACITY)
             .await?;
         let stream_key = self.keys.stream(key);
         let exists: bool = self

@@ -18,8 +18,10 @@ use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use super::conn::failure;
 use crate::state::{StateError, StateErrorKind, StateResult};
 
-/// Messages a slow local reader may fall behind by before it is told to resync.
-const CHANNEL_CAPACITY: usize = 1024;
+/// Messages a local reader of a session's events may fall behind by before it is told to
+/// resync (it then re-reads the replay stream, so a small buffer loses nothing). Each open
+/// stream has one, so this is most of a GET stream's memory.
+pub const EVENTS_CAPACITY: usize = 16;
 const RECONNECT_MIN: Duration = Duration::from_millis(50);
 const RECONNECT_MAX: Duration = Duration::from_millis(500);
 
@@ -68,14 +70,14 @@ impl Hub {
 
     /// Subscribes to `channel`. Returns once Redis confirmed, so nothing published after this
     /// returns is missed.
-    pub async fn subscribe(&self, channel: &str) -> StateResult<Subscription> {
+    pub async fn subscribe(&self, channel: &str, capacity: usize) -> StateResult<Subscription> {
         let (rx, mut ready, first) = {
             let mut channels = self.inner.channels.lock();
             let first = !channels.contains_key(channel);
             let entry = channels
                 .entry(channel.to_string())
                 .or_insert_with(|| Entry {
-                    tx: broadcast::channel(CHANNEL_CAPACITY).0,
+                    tx: broadcast::channel(capacity).0,
                     ready: watch::channel(false).0,
                 });
             (entry.tx.subscribe(), entry.ready.subscribe(), first)
