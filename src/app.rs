@@ -232,7 +232,10 @@ async fn sse_endpoint(
     legacy_sse::sse_get(state, p, headers, format!("/{endpoint_id}")).await
 }
 
+/// Liveness and readiness: 503 when the session store cannot be reached, so a load balancer
+/// stops sending traffic a node could only refuse.
 async fn health(State(state): State<HttpState>) -> Result<Response, HttpError> {
+    state.engine.backends.sessions.ping().await?;
     let footprint = state.engine.footprint().await?;
     Ok(
         Json(json!({"status": "ok", "version": env!("CARGO_PKG_VERSION"), "footprint": footprint}))

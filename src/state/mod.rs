@@ -57,6 +57,9 @@ pub trait SessionStore: Send + Sync + 'static {
     /// Removes sessions idle past their TTL and returns their ids so callers can release what
     /// hangs off them (streams, running calls). Backends with native TTLs may return nothing.
     async fn purge_expired(&self) -> StateResult<Vec<SessionId>>;
+    /// Fails when the store cannot be reached (health checks: a node that cannot reach its
+    /// sessions should get no traffic).
+    async fn ping(&self) -> StateResult<()>;
     /// Number of live sessions (for health and leak tests); `None` where the backend does not
     /// track it (Redis: counting would mean scanning the keyspace).
     async fn count(&self) -> StateResult<Option<usize>>;

@@ -112,6 +112,12 @@ async fn redis_outage_fails_fast_with_503_and_nodes_recover() {
         assert!(body["error"]["code"].is_i64(), "{body}");
         assert!(took < Duration::from_millis(1800), "took {took:?}");
     }
+    let health = n[0].http.get(n[0].url("/health")).send().await.unwrap();
+    assert_eq!(
+        health.status(),
+        503,
+        "a node that cannot reach Redis is not ready"
+    );
     redis.single_server().resume();
 
     // Dead Redis: refused at once.
@@ -143,6 +149,8 @@ async fn redis_outage_fails_fast_with_503_and_nodes_recover() {
         }
     }
     eprintln!("recovered after {:?}", back.elapsed());
+    let health = n[0].http.get(n[0].url("/health")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
 
     stop.store(true, Ordering::Relaxed);
     let seen = load.await.unwrap();
@@ -210,7 +218,10 @@ async fn sessions_expire_on_every_node_and_redis_returns_to_its_baseline() {
     }
     // Sessions live in Redis (the earliest may already have expired: the TTL is 2 s).
     let busy = redis.key_count();
-    assert!(busy > baseline + 50, "{busy} keys over a baseline of {baseline}");
+    assert!(
+        busy > baseline + 50,
+        "{busy} keys over a baseline of {baseline}"
+    );
     let deadline = Instant::now() + Duration::from_secs(8);
     while redis.key_count() != baseline {
         assert!(

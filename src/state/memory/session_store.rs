@@ -108,6 +108,10 @@ impl SessionStore for MemorySessionStore {
         Ok(expired)
     }
 
+    async fn ping(&self) -> StateResult<()> {
+        Ok(())
+    }
+
     async fn count(&self) -> StateResult<Option<usize>> {
         Ok(Some(self.sessions.lock().len()))
     }

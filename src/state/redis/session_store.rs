@@ -104,6 +104,11 @@ impl SessionStore for RedisSessionStore {
         Ok(Vec::new()) // Redis expires sessions itself
     }
 
+    async fn ping(&self) -> StateResult<()> {
+        let _pong: String = self.redis.query(&redis::cmd("PING")).await?;
+        Ok(())
+    }
+
     async fn count(&self) -> StateResult<Option<usize>> {
         Ok(None) // not tracked: counting would mean scanning the keyspace
     }
