@@ -12,6 +12,7 @@ use super::request_state::Binding;
 use super::{Call, Engine};
 use crate::protocol::{Request, RpcError, codes};
 use crate::runtime::{ClientRequestError, Ctx, FunctionError, InputRound, Output, TaskLink};
+use crate::state::JsonText;
 
 impl Engine {
     /// Builds the context a function runs with. Fails (-32602) when a stateless request
@@ -38,9 +39,9 @@ impl Engine {
         task: Option<Arc<dyn TaskLink>>,
     ) -> Result<Arc<Ctx>, RpcError> {
         let (capabilities, log_level) = match (&call.modern, &call.session) {
-            (Some(m), _) => (m.client_capabilities.clone(), m.log_level),
+            (Some(m), _) => (JsonText::from_value(&m.client_capabilities), m.log_level),
             (None, Some(s)) => (s.client_capabilities.clone(), s.log_level),
-            (None, None) => (json!({}), None),
+            (None, None) => (JsonText::empty_object(), None),
         };
         let peer = RequestPeer {
             session: call.session.as_ref().map(|s| s.id.clone()),

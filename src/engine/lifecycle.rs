@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 use super::Engine;
 use crate::protocol::{ProtocolVersion, RpcError};
-use crate::state::SessionRecord;
+use crate::state::{JsonText, SessionRecord};
 
 /// What `initialize` settled, for the transport to store in the session.
 pub struct Negotiated {
@@ -20,8 +20,8 @@ impl Negotiated {
     /// before `initialize`).
     pub fn apply(&self, session: &mut SessionRecord) {
         session.protocol_version = Some(self.version);
-        session.client_info = self.client_info.clone();
-        session.client_capabilities = self.client_capabilities.clone();
+        session.client_info = JsonText::from_value(&self.client_info);
+        session.client_capabilities = JsonText::from_value(&self.client_capabilities);
     }
 }
 

@@ -14,7 +14,7 @@ use super::registry::PendingClientRequests;
 use super::topics;
 use crate::protocol::{Message, RequestId};
 use crate::runtime::{ClientRequestError, Peer};
-use crate::state::{Bus, SessionId};
+use crate::state::{Bus, JsonText, SessionId};
 
 /// Ids of server-to-client requests: a per-process random prefix plus a counter, so they are
 /// unique within every session even across restarts.
@@ -24,7 +24,7 @@ pub struct RequestPeer {
     /// The session server-to-client requests belong to (legacy era only).
     pub session: Option<SessionId>,
     /// What the client declared (from `initialize` or the request's `_meta`).
-    pub capabilities: Value,
+    pub capabilities: JsonText,
     /// Stateless era without `logLevel`: log notifications are not sent at all.
     pub drop_logs: bool,
     /// The request's outgoing stream; `None` on transports with no way back (plain HTTP).
@@ -95,9 +95,7 @@ impl Peer for RequestPeer {
     }
 
     fn client_supports(&self, capability: &str) -> bool {
-        self.capabilities
-            .get(capability)
-            .is_some_and(|v| !v.is_null())
+        self.capabilities.has(capability)
     }
 
     async fn list_changed(&self, list: &str) {

@@ -16,7 +16,9 @@ use async_trait::async_trait;
 use futures::stream::BoxStream;
 use serde_json::Value;
 
-pub use types::{Event, LogLevel, ReplayFrom, SessionId, SessionRecord, StreamKey, TransportKind};
+pub use types::{
+    Event, JsonText, LogLevel, ReplayFrom, SessionId, SessionRecord, StreamKey, TransportKind,
+};
 
 /// What went wrong in a backend, as a kind (for decisions: `Unavailable` -> 503) plus a source
 /// (for the log, never for the client).

@@ -71,6 +71,50 @@ impl LogLevel {
     }
 }
 
+/// A JSON value kept as compact text: cheap to clone (an `Arc`) and small to keep. Session
+/// records hold what the client declared this way; a parsed `Value` would cost a map node of
+/// over 600 bytes per JSON object, per session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JsonText(Arc<str>);
+
+impl JsonText {
+    pub fn from_value(v: &Value) -> Self {
+        Self(v.to_string().into())
+    }
+
+    pub fn empty_object() -> Self {
+        Self("{}".into())
+    }
+
+    pub fn value(&self) -> Value {
+        serde_json::from_str(&self.0).unwrap_or(Value::Null)
+    }
+
+    /// Whether the top-level object has `key` with a non-null value.
+    pub fn has(&self, key: &str) -> bool {
+        if self.0.len() <= 2 {
+            return false; // `{}` or `null`
+        }
+        let map: Result<serde_json::Map<String, Value>, _> = serde_json::from_str(&self.0);
+        map.is_ok_and(|m| m.get(key).is_some_and(|v| !v.is_null()))
+    }
+}
+
+impl Serialize for JsonText {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let raw = serde_json::value::RawValue::from_string(self.0.to_string())
+            .map_err(serde::ser::Error::custom)?;
+        raw.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for JsonText {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = Box::<serde_json::value::RawValue>::deserialize(d)?;
+        Ok(Self(raw.get().into()))
+    }
+}
+
 /// Which transport opened a session; it decides where server-initiated messages go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -90,8 +134,8 @@ pub struct SessionRecord {
     pub transport: TransportKind,
     /// Negotiated revision; `None` on a legacy SSE session until `initialize` arrives.
     pub protocol_version: Option<ProtocolVersion>,
-    pub client_info: Value,
-    pub client_capabilities: Value,
+    pub client_info: JsonText,
+    pub client_capabilities: JsonText,
     /// Set by `logging/setLevel`; `None` sends every level.
     pub log_level: Option<LogLevel>,
     /// Resource URIs this session subscribed to.
@@ -107,8 +151,8 @@ impl SessionRecord {
             subject: subject.to_string(),
             transport,
             protocol_version: None,
-            client_info: Value::Null,
-            client_capabilities: Value::Object(Default::default()),
+            client_info: JsonText::from_value(&Value::Null),
+            client_capabilities: JsonText::empty_object(),
             log_level: None,
             subscriptions: BTreeSet::new(),
             created_ms: now_ms,
@@ -118,9 +162,7 @@ impl SessionRecord {
 
     /// Whether the client declared a capability in `initialize` (e.g. `sampling`).
     pub fn client_supports(&self, capability: &str) -> bool {
-        self.client_capabilities
-            .get(capability)
-            .is_some_and(|v| !v.is_null())
+        self.client_capabilities.has(capability)
     }
 }
 
@@ -213,6 +255,24 @@ mod tests {
         assert_eq!(StreamKey::parse_event_id("nope"), None);
         assert_eq!(StreamKey::parse_event_id("../x-1"), None);
         assert_eq!(StreamKey::parse_event_id("g-x"), None);
+    }
+
+    #[test]
+    fn json_text_round_trips_inside_records() {
+        let mut rec = SessionRecord::new("a", TransportKind::StreamableHttp, 1);
+        rec.client_capabilities =
+            JsonText::from_value(&serde_json::json!({"sampling": {}, "roots": null}));
+        assert!(rec.client_supports("sampling"));
+        assert!(!rec.client_supports("roots"), "null is not declared");
+        assert!(!rec.client_supports("elicitation"));
+        let text = serde_json::to_string(&rec).unwrap();
+        assert!(
+            text.contains(r#""client_capabilities":{"roots":null,"sampling":{}}"#),
+            "{text}"
+        );
+        let back: SessionRecord = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, rec);
+        assert!(!JsonText::empty_object().has("x"));
     }
 
     #[test]
