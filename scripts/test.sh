@@ -33,16 +33,16 @@ echo "$(cargo --version); $(python3 --version); node $(node --version); $(redis-
 
 step "format and lints"
 cargo fmt --all -- --check
-cargo clippy --all-targets --quiet -- -D warnings
+cargo clippy --workspace --all-targets --quiet -- -D warnings
 
 step "build (release, once)"
-cargo build --release --tests --bins --quiet
+cargo build --release --workspace --tests --bins --quiet
 
 step "unit and integration tests"
 if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --release --no-fail-fast
+  cargo nextest run --release --workspace --no-fail-fast
 else
-  cargo test --release --no-fail-fast
+  cargo test --release --workspace --no-fail-fast
 fi
 
 step "conformance: the official MCP conformance suite"
@@ -50,5 +50,8 @@ MCP_DAEMON_BIN="$PWD/target/release/mcp-daemon" bash tests/conformance/run.sh
 
 step "interop: official Python and TypeScript SDK clients"
 MCP_DAEMON_BIN="$PWD/target/release/mcp-daemon" bash tests/interop/run.sh
+
+step "benchmark smoke: loadgen against the release binary (2 s per tool)"
+MCP_DAEMON_BIN="$PWD/target/release/mcp-daemon" LOADGEN_BIN="$PWD/target/release/loadgen" bash bench/smoke.sh
 
 step "all suites passed"
