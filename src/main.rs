@@ -12,6 +12,11 @@ use mcp_daemon::config::{Command, Config, TransportMode};
 use mcp_daemon::ops::telemetry;
 use mcp_daemon::transport::stdio;
 
+/// mimalloc instead of glibc malloc: a request allocates and frees many small objects, and
+/// under load glibc's malloc/free/consolidate took about 15 % of the daemon's CPU.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     match run().await {
