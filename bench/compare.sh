@@ -8,7 +8,7 @@
 #
 # Environment: ROUNDS (3), DURATION (10s), WARMUP (2s), CONCURRENCY (16), TOOL (add),
 # SERVERS ("daemon-memory daemon-redis-1 daemon-redis-3 rmcp ts-sdk fastmcp"),
-# EXTRAS (1: also sessions/streams/latency), SESSIONS (1000), STREAMS (10000),
+# EXTRAS (1: also sessions/streams/latency), SESSIONS (10000: fewer make the per-session RSS mostly allocator granularity), STREAMS (10000),
 # NOTIFICATIONS (1000), SERVER_CPU (1), CLIENT_CPU (0), QUIET_WAIT (300: seconds to wait for
 # other load on the machine to stop before each measurement; 0 = do not wait).
 # A server that does not start is skipped with a message; the rest still run.
@@ -24,7 +24,7 @@ CONCURRENCY=${CONCURRENCY:-16}
 TOOL=${TOOL:-add}
 SERVERS=${SERVERS:-daemon-memory daemon-redis-1 daemon-redis-3 rmcp ts-sdk fastmcp}
 EXTRAS=${EXTRAS:-1}
-SESSIONS=${SESSIONS:-1000}
+SESSIONS=${SESSIONS:-10000}
 STREAMS=${STREAMS:-10000}
 NOTIFICATIONS=${NOTIFICATIONS:-1000}
 SERVER_CPU=${SERVER_CPU:-1}

@@ -281,7 +281,8 @@ impl Engine {
         req: &Request,
         cancel: &CancellationToken,
     ) -> Result<Value, RpcError> {
-        let params = req.params.clone().unwrap_or_else(|| json!({}));
+        let empty = Value::Object(serde_json::Map::new());
+        let params = req.params.as_ref().unwrap_or(&empty);
         let catalog = self.catalog();
         match req.method.as_str() {
             "ping" => Ok(json!({})),
@@ -289,26 +290,26 @@ impl Engine {
                 Some(_) => Err(RpcError::invalid_request(
                     "Invalid Request: session is already initialized",
                 )),
-                None => Ok(self.negotiate(&params)?.result),
+                None => Ok(self.negotiate(params)?.result),
             },
             "tools/list" => tools::list(
                 &catalog,
-                &params,
+                params,
                 self.settings.page_size,
                 self.version(call),
             ),
-            "tools/call" => tools::call(self, &catalog, call, req, &params, cancel).await,
-            "resources/list" => resources::list(&catalog, &params, self.settings.page_size),
+            "tools/call" => tools::call(self, &catalog, call, req, params, cancel).await,
+            "resources/list" => resources::list(&catalog, params, self.settings.page_size),
             "resources/templates/list" => {
-                resources::list_templates(&catalog, &params, self.settings.page_size)
+                resources::list_templates(&catalog, params, self.settings.page_size)
             }
-            "resources/read" => resources::read(self, &catalog, call, req, &params, cancel).await,
-            "resources/subscribe" => self.subscribe(call, &catalog, &params, true).await,
-            "resources/unsubscribe" => self.subscribe(call, &catalog, &params, false).await,
-            "prompts/list" => prompts::list(&catalog, &params, self.settings.page_size),
-            "prompts/get" => prompts::get(self, &catalog, call, req, &params, cancel).await,
-            "completion/complete" => completion::complete(&catalog, &params),
-            "logging/setLevel" => self.set_level(call, &params).await,
+            "resources/read" => resources::read(self, &catalog, call, req, params, cancel).await,
+            "resources/subscribe" => self.subscribe(call, &catalog, params, true).await,
+            "resources/unsubscribe" => self.subscribe(call, &catalog, params, false).await,
+            "prompts/list" => prompts::list(&catalog, params, self.settings.page_size),
+            "prompts/get" => prompts::get(self, &catalog, call, req, params, cancel).await,
+            "completion/complete" => completion::complete(&catalog, params),
+            "logging/setLevel" => self.set_level(call, params).await,
             other => Err(RpcError::method_not_found(other)),
         }
     }
