@@ -6,6 +6,9 @@ COPY Cargo.toml Cargo.lock ./
 COPY src src
 COPY examples examples
 COPY tests tests
+# The Lua scripts are compiled into the binary; loadgen is a member of the workspace.
+COPY redis redis
+COPY loadgen loadgen
 RUN cargo build --release --bin mcp-daemon
 
 FROM debian:bookworm-slim
