@@ -10,7 +10,7 @@ use tokio::sync::{Barrier, watch};
 
 use crate::http::{Conn, Target};
 use crate::mcp::{Session, tool_text};
-use crate::stats::{Rng, percentiles};
+use crate::stats::{Rng, parse_duration, percentiles};
 use crate::sys;
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -19,13 +19,24 @@ pub enum Tool {
     Echo,
 }
 
+#[derive(clap::Args)]
 pub struct Options {
+    /// Server endpoint; repeat for several nodes (each client rotates over all of them).
+    #[arg(long = "url", required = true)]
     pub urls: Vec<String>,
+    #[arg(long, default_value_t = 16)]
     pub concurrency: usize,
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub duration: Duration,
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
     pub warmup: Duration,
+    #[arg(long, value_enum, default_value = "add")]
     pub tool: Tool,
+    /// Processes whose CPU time counts as the server's (repeatable).
+    #[arg(long = "server-pid")]
     pub server_pids: Vec<u32>,
+    /// Other processes (e.g. redis-server) whose CPU time is reported separately.
+    #[arg(long = "aux-pid")]
     pub aux_pids: Vec<u32>,
 }
 

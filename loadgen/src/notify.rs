@@ -11,15 +11,24 @@ use tokio::sync::mpsc;
 use crate::http::{Conn, Target};
 use crate::mcp::{Session, tool_text};
 use crate::sse::SseParser;
-use crate::stats::percentiles;
+use crate::stats::{parse_duration, percentiles};
 
+#[derive(clap::Args)]
 pub struct Options {
+    #[arg(long)]
     pub listen_url: String,
+    #[arg(long)]
     pub trigger_url: String,
+    #[arg(long, default_value_t = 1000)]
     pub count: usize,
+    #[arg(long, default_value_t = 20)]
     pub warmup: usize,
+    #[arg(long, default_value = "test://watched-resource")]
     pub uri: String,
+    /// The tool that announces the resource change (`mcp_testkit.notify_resource`).
+    #[arg(long, default_value = "notify_resource")]
     pub tool: String,
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
     pub timeout: Duration,
 }
 

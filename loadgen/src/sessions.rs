@@ -9,15 +9,26 @@ use serde_json::{Value, json};
 
 use crate::http::{Conn, Target};
 use crate::mcp::Session;
+use crate::stats::parse_duration;
 use crate::{redis, sys};
 
+#[derive(clap::Args)]
 pub struct Options {
+    #[arg(long)]
     pub url: String,
+    #[arg(long, default_value_t = 1000)]
     pub count: usize,
+    #[arg(long)]
     pub server_pid: Option<u32>,
+    #[arg(long)]
     pub redis_url: Option<String>,
+    #[arg(long, default_value_t = 16)]
     pub concurrency: usize,
+    /// How long the sessions stay idle before memory is read.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
     pub idle: Duration,
+    /// Sessions opened and deleted before the baseline is taken.
+    #[arg(long, default_value_t = 100)]
     pub warmup_sessions: usize,
 }
 

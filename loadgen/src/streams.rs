@@ -12,14 +12,21 @@ use tokio::sync::{Semaphore, mpsc, watch};
 use crate::http::{Conn, Target};
 use crate::mcp::Session;
 use crate::sessions::close_many;
+use crate::stats::parse_duration;
 use crate::sys;
 
+#[derive(clap::Args)]
 pub struct Options {
+    #[arg(long)]
     pub url: String,
+    #[arg(long, default_value_t = 10_000)]
     pub count: usize,
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
     pub hold: Duration,
+    #[arg(long)]
     pub server_pid: Option<u32>,
-    /// Streams being set up at once.
+    /// Streams set up at once.
+    #[arg(long, default_value_t = 64)]
     pub concurrency: usize,
 }
 

@@ -25,18 +25,6 @@ fn ping(id: i64) -> Value {
     json!({"jsonrpc": "2.0", "id": id, "method": "ping"})
 }
 
-/// The next event with data (skips priming events), or `None` if nothing comes within `wait`.
-async fn next_message(reader: &mut SseReader, wait: Duration) -> Option<SseEvent> {
-    loop {
-        let ev = tokio::time::timeout(wait, reader.next(Duration::from_secs(60)))
-            .await
-            .ok()??;
-        if !ev.data.is_empty() {
-            return Some(ev);
-        }
-    }
-}
-
 async fn testkit_stats(node: &McpHttp, sid: &str) -> Value {
     let v = node
         .request(sid, 90, "resources/read", json!({"uri": "testkit://stats"}))
@@ -102,7 +90,7 @@ async fn a_get_stream_receives_notifications_made_on_another_node_once(n: &[Node
     n[1].call_tool(&sid, "testkit_session_log", json!({"message": "from B"}))
         .await;
     let mut methods = Vec::new();
-    while let Some(ev) = next_message(&mut get, Duration::from_millis(700)).await {
+    while let Some(ev) = get.next_message(Duration::from_millis(700)).await {
         let m = ev.json();
         if m["method"] == "notifications/message" {
             assert_eq!(m["params"]["data"], "from B");
@@ -132,7 +120,7 @@ async fn a_get_stream_receives_notifications_made_on_another_node_once(n: &[Node
     n[1].call_tool(&sid, "testkit_session_log", json!({"message": "from B"}))
         .await;
     let mut seen = 0;
-    while let Some(ev) = next_message(&mut get, Duration::from_millis(700)).await {
+    while let Some(ev) = get.next_message(Duration::from_millis(700)).await {
         assert_eq!(ev.json()["method"], "notifications/message");
         seen += 1;
     }

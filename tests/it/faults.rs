@@ -15,18 +15,6 @@ fn add(id: i64, a: i64) -> Value {
         "params": {"name": "add_numbers", "arguments": {"a": a, "b": 1}}})
 }
 
-/// The next event with data, or `None` if nothing comes within `wait`.
-async fn next_message(reader: &mut SseReader, wait: Duration) -> Option<SseEvent> {
-    loop {
-        let ev = tokio::time::timeout(wait, reader.next(Duration::from_secs(60)))
-            .await
-            .ok()??;
-        if !ev.data.is_empty() {
-            return Some(ev);
-        }
-    }
-}
-
 #[tokio::test]
 async fn a_killed_node_loses_no_buffered_event() {
     let redis = SharedRedis::single();
@@ -45,7 +33,7 @@ async fn a_killed_node_loses_no_buffered_event() {
     // processed two before A died.
     let mut seen = Vec::new();
     for _ in 0..5 {
-        seen.push(next_message(&mut get, SECS5).await.expect("event on A"));
+        seen.push(get.next_message(SECS5).await.expect("event on A"));
     }
     let resume_from = seen[1].id.clone().unwrap();
     drop(get);
@@ -55,14 +43,14 @@ async fn a_killed_node_loses_no_buffered_event() {
     assert_eq!(resumed.status(), 200);
     let mut get = SseReader::new(resumed);
     for (i, before) in seen.iter().enumerate().skip(2) {
-        let ev = next_message(&mut get, SECS5).await.expect("buffered event");
+        let ev = get.next_message(SECS5).await.expect("buffered event");
         assert_eq!(ev.json()["params"]["data"], format!("m{i}"));
         assert_eq!(ev.id, before.id, "same event, same id");
     }
     // The stream lives on at C: new notifications still arrive.
     n[1].call_tool(&sid, "testkit_session_log", json!({"message": "after"}))
         .await;
-    let ev = next_message(&mut get, SECS5).await.expect("new event");
+    let ev = get.next_message(SECS5).await.expect("new event");
     assert_eq!(ev.json()["params"]["data"], "after");
     assert!(n[1].alive() && n[2].alive());
 }

@@ -271,6 +271,19 @@ impl SseReader {
         }
     }
 
+    /// The next event with data (priming events skipped), or `None` when nothing comes within
+    /// `wait` or the stream ends. Unlike `next`, a quiet stream is an answer, not a failure.
+    pub async fn next_message(&mut self, wait: Duration) -> Option<SseEvent> {
+        loop {
+            let ev = tokio::time::timeout(wait, self.next(Duration::from_secs(60)))
+                .await
+                .ok()??;
+            if !ev.data.is_empty() {
+                return Some(ev);
+            }
+        }
+    }
+
     /// Reads until a message with this `method` (e.g. a server-to-client request) and returns it.
     pub async fn until_method(&mut self, method: &str) -> Value {
         while let Some(ev) = self.next(SECS5).await {
