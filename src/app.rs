@@ -36,7 +36,7 @@ pub enum BuildError {
     Catalog(#[from] CatalogError),
     #[error(transparent)]
     Engine(#[from] EngineError),
-    #[error("cannot use Redis: {0}")]
+    #[error("cannot use Redis")]
     State(#[from] StateError),
 }
 
