@@ -113,10 +113,14 @@ async fn a_get_stream_receives_notifications_made_on_another_node_once(n: &[Node
     // once, not once per node that ever held the stream.
     let mut old = get;
     let mut get = SseReader::new(n[2].get_stream(&sid, None).await);
-    assert!(
-        old.next(SECS5).await.is_none(),
-        "the stream on A ends when C takes over"
-    );
+    // A may still see C's priming event (an empty event on the same replay stream) before it
+    // closes, but no message.
+    while let Some(ev) = old.next(SECS5).await {
+        assert!(
+            ev.data.is_empty(),
+            "the stream on A ends when C takes over: {ev:?}"
+        );
+    }
     n[1].call_tool(&sid, "testkit_session_log", json!({"message": "from B"}))
         .await;
     let mut seen = 0;
