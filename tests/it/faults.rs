@@ -81,6 +81,8 @@ async fn redis_outage_fails_fast_with_503_and_nodes_recover() {
     let mut redis = SharedRedis::durable();
     let mut n = three_nodes(&redis, &[("REDIS_TIMEOUT_MS", "1000")]).await;
     let sid = n[0].initialize("2025-11-25", json!({})).await;
+    // A GET stream held across the outage: it must work again afterwards without reopening.
+    let mut get = SseReader::new(n[2].get_stream(&sid, None).await);
     let stop = Arc::new(AtomicBool::new(false));
     let load = spawn_load(
         n.iter().map(|x| x.client.clone()).collect(),
@@ -137,6 +139,24 @@ async fn redis_outage_fails_fast_with_503_and_nodes_recover() {
         }
     }
     eprintln!("recovered after {:?}", back.elapsed());
+    // The pub/sub connection comes back by itself (with backoff, so a notification published
+    // before it did is lost: pub/sub is at-most-once): notifications made on A reach the GET
+    // stream held on C since before the outage, without the client reopening it.
+    let mut arrived = None;
+    for _ in 0..15 {
+        n[0].call_tool(
+            &sid,
+            "testkit_session_log",
+            json!({"message": "after the outage"}),
+        )
+        .await;
+        if let Some(ev) = get.next_message(Duration::from_millis(200)).await {
+            arrived = Some(ev);
+            break;
+        }
+    }
+    let ev = arrived.expect("the old GET stream lives on");
+    assert_eq!(ev.json()["params"]["data"], "after the outage");
     let health = n[0].http.get(n[0].url("/health")).send().await.unwrap();
     assert_eq!(health.status(), 200);
 

@@ -34,6 +34,9 @@ static REMOVE: LazyLock<Script> = LazyLock::new(|| {
 
 /// Entries read per `XRANGE` while replaying.
 const REPLAY_PAGE: usize = 256;
+/// How often, and how far apart, a live reader retries a failed replay before it gives up.
+const REPLAY_RETRIES: u32 = 20;
+const REPLAY_RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(250);
 
 pub struct RedisEventLog {
     redis: Redis,
@@ -216,8 +219,7 @@ impl Reader {
                 return None;
             }
             if self.replay {
-                // A reader whose replay fails ends; its client resumes with Last-Event-ID.
-                self.read_page().await.ok()?;
+                self.replay_page().await?;
                 continue;
             }
             match self.live.next().await? {
@@ -229,6 +231,22 @@ impl Reader {
                 },
             }
         }
+    }
+
+    /// Reads the next page, retrying while Redis comes back (a resync right after a restart
+    /// can race the command connection's reconnect). `None` after `REPLAY_RETRIES` failures:
+    /// the stream ends and its client resumes with `Last-Event-ID`.
+    async fn replay_page(&mut self) -> Option<()> {
+        for attempt in 0..REPLAY_RETRIES {
+            match self.read_page().await {
+                Ok(()) => return Some(()),
+                Err(e) => {
+                    tracing::debug!(stream = %self.stream_key, attempt, error = %e, "replay failed; retrying");
+                    tokio::time::sleep(REPLAY_RETRY_PAUSE).await;
+                }
+            }
+        }
+        None
     }
 
     async fn read_page(&mut self) -> StateResult<()> {
