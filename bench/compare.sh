@@ -49,6 +49,8 @@ say() { printf '==> %s\n' "$*" >&2; }
 # --- build and install --------------------------------------------------------------------
 declare -A UNAVAILABLE=()
 
+# Installs what is missing, as scripts/test.sh does (jq reads loadgen's JSON).
+command -v jq >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq jq >/dev/null; }
 for tool in jq taskset python3; do
   command -v "$tool" >/dev/null || { say "$tool is required"; exit 1; }
 done
