@@ -365,9 +365,9 @@ impl Engine {
             .and_then(Value::as_str)
             .and_then(LogLevel::parse)
             .ok_or_else(|| RpcError::invalid_params("Invalid params: 'level' must be one of debug, info, notice, warning, error, critical, alert, emergency"))?;
-        let mut session = call.session.clone().ok_or_else(requires_session)?;
-        session.log_level = Some(level);
-        self.save(&session).await?;
+        let session = call.session.as_ref().ok_or_else(requires_session)?;
+        self.modify_session(&session.id, &|s| s.log_level = Some(level))
+            .await?;
         Ok(json!({}))
     }
 
@@ -382,20 +382,27 @@ impl Engine {
         if catalog.resource(uri).is_none() && catalog.match_template(uri).is_none() {
             return Err(resources::not_found(uri));
         }
-        let mut session = call.session.clone().ok_or_else(requires_session)?;
-        if on {
-            session.subscriptions.insert(uri.to_string());
-        } else {
-            session.subscriptions.remove(uri);
-        }
-        self.save(&session).await?;
+        let session = call.session.as_ref().ok_or_else(requires_session)?;
+        self.modify_session(&session.id, &|s| {
+            if on {
+                s.subscriptions.insert(uri.to_string());
+            } else {
+                s.subscriptions.remove(uri);
+            }
+        })
+        .await?;
         Ok(json!({}))
     }
 
-    async fn save(&self, session: &SessionRecord) -> Result<(), RpcError> {
-        match self.backends.sessions.update(session).await {
-            Ok(true) => Ok(()),
-            Ok(false) => Err(RpcError::new(codes::SESSION_NOT_FOUND, "Session not found")),
+    /// Changes the stored session without losing a concurrent change made elsewhere.
+    async fn modify_session(
+        &self,
+        id: &SessionId,
+        change: &(dyn for<'r> Fn(&'r mut SessionRecord) + Send + Sync),
+    ) -> Result<(), RpcError> {
+        match self.backends.sessions.modify(id, change).await {
+            Ok(Some(_)) => Ok(()),
+            Ok(None) => Err(RpcError::new(codes::SESSION_NOT_FOUND, "Session not found")),
             Err(e) => Err(state_error(e)),
         }
     }

@@ -51,9 +51,15 @@ pub trait SessionStore: Send + Sync + 'static {
     async fn get(&self, id: &SessionId) -> StateResult<Option<SessionRecord>>;
     /// Loads a live session without touching its TTL (background readers use this).
     async fn peek(&self, id: &SessionId) -> StateResult<Option<SessionRecord>>;
-    /// Replaces the mutable fields of a live session (`initialize` results, log level,
-    /// subscriptions). Returns false when the session is gone.
-    async fn update(&self, record: &SessionRecord) -> StateResult<bool>;
+    /// Applies `change` to a live session (`initialize` results, log level, subscriptions)
+    /// atomically with respect to every other writer on any node: two concurrent changes
+    /// (say, two `resources/subscribe` through different nodes) both land. Returns the saved
+    /// record, or `None` when the session is gone.
+    async fn modify(
+        &self,
+        id: &SessionId,
+        change: &(dyn for<'r> Fn(&'r mut SessionRecord) + Send + Sync),
+    ) -> StateResult<Option<SessionRecord>>;
     /// Ends a session. Idempotent: false when it did not exist.
     async fn delete(&self, id: &SessionId) -> StateResult<bool>;
     /// Removes sessions idle past their TTL and returns their ids so callers can release what

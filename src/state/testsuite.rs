@@ -36,13 +36,29 @@ pub async fn session_store_contract<F, Fut>(
         "missing is Ok(None)"
     );
 
-    let mut changed = store.get(&id).await.unwrap().unwrap();
-    changed.log_level = Some(LogLevel::Warning);
-    changed.subscriptions.insert("test://x".into());
-    assert!(store.update(&changed).await.unwrap());
+    let saved = store
+        .modify(&id, &|s| s.log_level = Some(LogLevel::Warning))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(saved.log_level, Some(LogLevel::Warning));
+    // Concurrent changes all land (no lost update).
+    let adds = (0..8).map(|i| {
+        let id = id.clone();
+        async move {
+            let uri = format!("test://r{i}");
+            store
+                .modify(&id, &move |s| {
+                    s.subscriptions.insert(uri.clone());
+                })
+                .await
+                .unwrap()
+        }
+    });
+    futures::future::join_all(adds).await;
     let back = store.peek(&id).await.unwrap().unwrap();
     assert_eq!(back.log_level, Some(LogLevel::Warning));
-    assert!(back.subscriptions.contains("test://x"));
+    assert_eq!(back.subscriptions.len(), 8, "{:?}", back.subscriptions);
 
     // Sliding TTL: activity renews, idleness expires.
     let third = ttl_ms / 3;
@@ -62,8 +78,8 @@ pub async fn session_store_contract<F, Fut>(
         "expired after idling a whole TTL"
     );
     assert!(
-        !store.update(&changed).await.unwrap(),
-        "an expired session cannot be updated"
+        store.modify(&id, &|_| {}).await.unwrap().is_none(),
+        "an expired session cannot be changed"
     );
     let purged = store.purge_expired().await.unwrap();
     assert!(purged.is_empty() || purged == vec![id.clone()]);

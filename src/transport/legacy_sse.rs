@@ -121,7 +121,7 @@ pub async fn messages_post(
     if SessionId::parse(&raw).is_none() {
         return Err(HttpError::bad_request("session_id is not valid"));
     }
-    let mut session = find_session(&state, &raw, &principal).await?;
+    let session = find_session(&state, &raw, &principal).await?;
     if session.transport != TransportKind::LegacySse {
         return Err(HttpError::session_not_found());
     }
@@ -135,10 +135,12 @@ pub async fn messages_post(
         Message::Request(req) if req.method == "initialize" => {
             let answer = match engine.negotiate(req.params.as_ref().unwrap_or(&Value::Null)) {
                 Ok(n) => {
-                    n.apply(&mut session);
-                    if !engine.backends.sessions.update(&session).await? {
-                        return Err(HttpError::session_not_found());
-                    }
+                    engine
+                        .backends
+                        .sessions
+                        .modify(&session.id, &|s| n.apply(s))
+                        .await?
+                        .ok_or_else(HttpError::session_not_found)?;
                     RpcResponse::ok(req.id, n.result)
                 }
                 Err(e) => RpcResponse::err(Some(req.id), e),

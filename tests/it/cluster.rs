@@ -49,6 +49,7 @@ async fn nodes_share_sessions_streams_and_routing_on_a_redis_cluster() {
 async fn every_scenario(n: &[Node; 3]) {
     any_node_serves_any_request_and_delete_is_seen_everywhere(n).await;
     a_get_stream_receives_notifications_made_on_another_node_once(n).await;
+    concurrent_subscriptions_through_different_nodes_all_land(n).await;
     a_client_answer_reaches_the_node_that_asked(n).await;
     a_cancellation_reaches_the_node_that_runs_the_call(n).await;
     a_dropped_stream_resumes_on_another_node(n).await;
@@ -129,6 +130,35 @@ async fn a_get_stream_receives_notifications_made_on_another_node_once(n: &[Node
         seen += 1;
     }
     assert_eq!(seen, 1, "one pump per session across the cluster");
+}
+
+async fn concurrent_subscriptions_through_different_nodes_all_land(n: &[Node; 3]) {
+    let sid = n[0].initialize("2025-11-25", json!({})).await;
+    let mut get = SseReader::new(n[0].get_stream(&sid, None).await);
+    let uris: Vec<String> = (0..6)
+        .map(|i| format!("test://template/{i}/data"))
+        .collect();
+    let subscribes = uris.iter().enumerate().map(|(i, uri)| {
+        n[i % 3].request(
+            &sid,
+            10 + i as i64,
+            "resources/subscribe",
+            json!({"uri": uri}),
+        )
+    });
+    futures::future::join_all(subscribes).await;
+    for uri in &uris {
+        n[1].call_tool(&sid, "testkit_notify_resource", json!({"uri": uri}))
+            .await;
+    }
+    let mut updated = Vec::new();
+    while let Some(ev) = get.next_message(Duration::from_millis(700)).await {
+        if ev.json()["method"] == "notifications/resources/updated" {
+            updated.push(ev.json()["params"]["uri"].as_str().unwrap().to_string());
+        }
+    }
+    updated.sort();
+    assert_eq!(updated, uris, "no subscription lost to a concurrent one");
 }
 
 async fn a_client_answer_reaches_the_node_that_asked(n: &[Node; 3]) {

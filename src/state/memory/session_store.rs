@@ -69,20 +69,20 @@ impl SessionStore for MemorySessionStore {
             .cloned())
     }
 
-    async fn update(&self, record: &SessionRecord) -> StateResult<bool> {
+    async fn modify(
+        &self,
+        id: &SessionId,
+        change: &(dyn for<'r> Fn(&'r mut SessionRecord) + Send + Sync),
+    ) -> StateResult<Option<SessionRecord>> {
         let now = self.clock.now_ms();
         let mut sessions = self.sessions.lock();
-        match sessions.get_mut(&record.id) {
+        match sessions.get_mut(id) {
             Some(rec) if self.is_live(rec, now) => {
-                rec.protocol_version = record.protocol_version;
-                rec.client_info = record.client_info.clone();
-                rec.client_capabilities = record.client_capabilities.clone();
-                rec.log_level = record.log_level;
-                rec.subscriptions = record.subscriptions.clone();
+                change(rec);
                 rec.last_active_ms = now;
-                Ok(true)
+                Ok(Some(rec.clone()))
             }
-            _ => Ok(false),
+            _ => Ok(None),
         }
     }
 

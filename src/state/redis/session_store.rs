@@ -1,9 +1,11 @@
-//! Sessions as JSON strings with a native sliding TTL: `GETEX PX` loads and renews in one
-//! command, so serving a request on a live session costs one round trip.
+//! Sessions as strings `<revision>\n<record JSON>` with a native sliding TTL: `GETEX PX`
+//! loads and renews in one command, so serving a request on a live session costs one round
+//! trip. Changes are compare-and-set on the revision (`redis/scripts/update_session.lua`).
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use async_trait::async_trait;
+use redis::Script;
 
 use super::conn::Redis;
 use super::keys::Keys;
@@ -11,6 +13,12 @@ use crate::clock::Clock;
 use crate::state::{
     SessionId, SessionRecord, SessionStore, StateError, StateErrorKind, StateResult,
 };
+
+static UPDATE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("../../../redis/scripts/update_session.lua")));
+
+/// Attempts of one `modify` before giving up on a session that keeps changing under it.
+const MODIFY_ATTEMPTS: usize = 16;
 
 pub struct RedisSessionStore {
     redis: Redis,
@@ -29,21 +37,28 @@ impl RedisSessionStore {
         }
     }
 
-    fn decode(&self, raw: Option<String>) -> StateResult<Option<SessionRecord>> {
+    /// `<revision>\n<json>` -> (revision, record).
+    fn decode(&self, raw: Option<String>) -> StateResult<Option<(String, SessionRecord)>> {
         let Some(raw) = raw else { return Ok(None) };
-        let mut record: SessionRecord = serde_json::from_str(&raw).map_err(|e| StateError {
+        let corrupt = |why: String| StateError {
             kind: StateErrorKind::Internal,
-            cause: format!("a stored session does not parse: {e}"),
-        })?;
+            cause: format!("a stored session does not parse: {why}"),
+        };
+        let (revision, json) = raw
+            .split_once('\n')
+            .ok_or_else(|| corrupt("no revision".into()))?;
+        let mut record: SessionRecord =
+            serde_json::from_str(json).map_err(|e| corrupt(e.to_string()))?;
         record.last_active_ms = self.clock.now_ms();
-        Ok(Some(record))
+        Ok(Some((revision.to_string(), record)))
     }
 
-    fn encode(record: &SessionRecord) -> StateResult<String> {
-        serde_json::to_string(record).map_err(|e| StateError {
+    fn encode(revision: u64, record: &SessionRecord) -> StateResult<String> {
+        let json = serde_json::to_string(record).map_err(|e| StateError {
             kind: StateErrorKind::Internal,
             cause: format!("a session does not serialize: {e}"),
-        })
+        })?;
+        Ok(format!("{revision}\n{json}"))
     }
 }
 
@@ -52,7 +67,7 @@ impl SessionStore for RedisSessionStore {
     async fn create(&self, record: SessionRecord) -> StateResult<()> {
         let mut cmd = redis::cmd("SET");
         cmd.arg(self.keys.session(&record.id))
-            .arg(Self::encode(&record)?)
+            .arg(Self::encode(0, &record)?)
             .arg("PX")
             .arg(self.ttl_ms)
             .arg("NX");
@@ -70,7 +85,7 @@ impl SessionStore for RedisSessionStore {
         let mut cmd = redis::cmd("GETEX");
         cmd.arg(self.keys.session(id)).arg("PX").arg(self.ttl_ms);
         let raw = self.redis.query(&cmd).await?;
-        self.decode(raw)
+        Ok(self.decode(raw)?.map(|(_, record)| record))
     }
 
     async fn peek(&self, id: &SessionId) -> StateResult<Option<SessionRecord>> {
@@ -78,18 +93,37 @@ impl SessionStore for RedisSessionStore {
             .redis
             .query(redis::cmd("GET").arg(self.keys.session(id)))
             .await?;
-        self.decode(raw)
+        Ok(self.decode(raw)?.map(|(_, record)| record))
     }
 
-    async fn update(&self, record: &SessionRecord) -> StateResult<bool> {
-        let mut cmd = redis::cmd("SET");
-        cmd.arg(self.keys.session(&record.id))
-            .arg(Self::encode(record)?)
-            .arg("PX")
-            .arg(self.ttl_ms)
-            .arg("XX");
-        let stored: Option<String> = self.redis.query(&cmd).await?;
-        Ok(stored.is_some())
+    async fn modify(
+        &self,
+        id: &SessionId,
+        change: &(dyn for<'r> Fn(&'r mut SessionRecord) + Send + Sync),
+    ) -> StateResult<Option<SessionRecord>> {
+        let key = self.keys.session(id);
+        for _ in 0..MODIFY_ATTEMPTS {
+            let raw = self.redis.query(redis::cmd("GET").arg(&key)).await?;
+            let Some((revision, mut record)) = self.decode(raw)? else {
+                return Ok(None);
+            };
+            change(&mut record);
+            let next: u64 = revision.parse::<u64>().unwrap_or(0).wrapping_add(1);
+            let mut call = UPDATE.prepare_invoke();
+            call.key(&key)
+                .arg(&revision)
+                .arg(Self::encode(next, &record)?)
+                .arg(self.ttl_ms);
+            match self.redis.script::<i64>(call).await? {
+                0 => return Ok(None),
+                2 => return Ok(Some(record)),
+                _ => continue, // another writer came first: re-read and re-apply
+            }
+        }
+        Err(StateError {
+            kind: StateErrorKind::Unavailable,
+            cause: format!("session {id} kept changing during {MODIFY_ATTEMPTS} attempts"),
+        })
     }
 
     async fn delete(&self, id: &SessionId) -> StateResult<bool> {
