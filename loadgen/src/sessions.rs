@@ -59,41 +59,36 @@ impl Batch {
     }
 }
 
+/// One unit of work for a connection of the pool.
+enum Job {
+    Open,
+    Close(Session),
+}
+
 /// Opens `count` sessions over `workers` connections; the connections close afterwards.
 pub async fn open_many(target: &Arc<Target>, count: usize, workers: usize) -> Batch {
     let workers = workers.clamp(1, count.max(1));
-    let mut tasks = Vec::new();
-    for w in 0..workers {
-        let share = count / workers + usize::from(w < count % workers);
-        let target = target.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut batch = Batch::default();
-            let mut conn = match Conn::open(target).await {
-                Ok(c) => c,
-                Err(e) => {
-                    batch.error(&e);
-                    return batch;
-                }
-            };
-            for _ in 0..share {
-                match Session::open(&mut conn).await {
-                    Ok(s) => batch.sessions.push(s),
-                    Err(e) => batch.error(&e),
-                }
-            }
-            batch
-        }));
-    }
-    collect(tasks).await
+    let shares = (0..workers)
+        .map(|w| {
+            let share = count / workers + usize::from(w < count % workers);
+            (0..share).map(|_| Job::Open).collect()
+        })
+        .collect();
+    run_jobs(target, shares).await
 }
 
 /// Ends `sessions` with `DELETE` over `workers` connections.
 pub async fn close_many(target: &Arc<Target>, sessions: Vec<Session>, workers: usize) -> Batch {
     let workers = workers.max(1);
-    let mut shares: Vec<Vec<Session>> = (0..workers).map(|_| Vec::new()).collect();
+    let mut shares: Vec<Vec<Job>> = (0..workers).map(|_| Vec::new()).collect();
     for (i, s) in sessions.into_iter().enumerate() {
-        shares[i % workers].push(s);
+        shares[i % workers].push(Job::Close(s));
     }
+    run_jobs(target, shares).await
+}
+
+/// Runs each share of jobs on its own connection, all shares at once.
+async fn run_jobs(target: &Arc<Target>, shares: Vec<Vec<Job>>) -> Batch {
     let mut tasks = Vec::new();
     for share in shares.into_iter().filter(|s| !s.is_empty()) {
         let target = target.clone();
@@ -106,9 +101,17 @@ pub async fn close_many(target: &Arc<Target>, sessions: Vec<Session>, workers: u
                     return batch;
                 }
             };
-            for s in share {
-                if let Err(e) = s.close(&mut conn).await {
-                    batch.error(&e);
+            for job in share {
+                match job {
+                    Job::Open => match Session::open(&mut conn).await {
+                        Ok(s) => batch.sessions.push(s),
+                        Err(e) => batch.error(&e),
+                    },
+                    Job::Close(s) => {
+                        if let Err(e) = s.close(&mut conn).await {
+                            batch.error(&e);
+                        }
+                    }
                 }
             }
             batch

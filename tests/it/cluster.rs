@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use crate::harness::*;
 use crate::legacy_sse;
-use crate::modern::{json_of, meta, poll_until, send, with_tasks};
+use crate::modern::{json_of, listen_for_tool_changes, meta, poll_until, send, with_tasks};
 use crate::nodes::{Node, SharedRedis, three_nodes};
 
 const WATCHED: &str = "test://watched-resource";
@@ -65,13 +65,7 @@ async fn any_node_serves_any_request_and_delete_is_seen_everywhere(n: &[Node; 3]
     assert_eq!(sum["content"][0]["text"], "5");
     let hi = n[2].call_tool(&sid, "hello", json!({"name": "C"})).await;
     assert_eq!(hi["content"][0]["text"], "Hello, C!");
-    let del = n[1]
-        .http
-        .delete(n[1].url("/mcp"))
-        .header("mcp-session-id", &sid)
-        .send()
-        .await
-        .unwrap();
+    let del = n[1].delete_session(&sid).await;
     assert_eq!(del.status(), 200);
     for node in n {
         let resp = node.post(Some(&sid), &ping(3)).await;
@@ -271,16 +265,7 @@ async fn legacy_sse_stream_on_one_node_posts_on_another(n: &[Node; 3]) {
 }
 
 async fn stateless_era_listen_and_request_state_cross_nodes(n: &[Node; 3]) {
-    let listen = send(
-        &n[0],
-        "subscriptions/listen",
-        json!({"notifications": {"toolsListChanged": true}}),
-        &[],
-    )
-    .await;
-    let mut stream = SseReader::new(listen);
-    let ack = stream.next(SECS5).await.unwrap().json();
-    assert_eq!(ack["method"], "notifications/subscriptions/acknowledged");
+    let (mut stream, _) = listen_for_tool_changes(&n[0]).await;
     send(
         &n[1],
         "tools/call",

@@ -67,24 +67,12 @@ async fn session_rules_missing_400_unknown_404_deleted_404() {
     assert_eq!(status, 404);
 
     let sid = s.initialize("2025-11-25", json!({})).await;
-    let del = s
-        .http
-        .delete(s.url("/mcp"))
-        .header("mcp-session-id", &sid)
-        .send()
-        .await
-        .unwrap();
+    let del = s.delete_session(&sid).await;
     assert_eq!(del.status(), 200);
     let (status, _) = error_of(s.post(Some(&sid), &ping).await).await;
     assert_eq!(status, 404, "a deleted session is gone");
     assert_eq!(s.get_stream(&sid, None).await.status(), 404);
-    let del = s
-        .http
-        .delete(s.url("/mcp"))
-        .header("mcp-session-id", &sid)
-        .send()
-        .await
-        .unwrap();
+    let del = s.delete_session(&sid).await;
     assert_eq!(del.status(), 404);
 }
 

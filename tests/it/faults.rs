@@ -209,13 +209,7 @@ async fn sessions_expire_on_every_node_and_redis_returns_to_its_baseline() {
                     assert_eq!(get.status(), 200);
                 }
                 if i % 2 == 0 {
-                    let del = a
-                        .http
-                        .delete(a.url("/mcp"))
-                        .header("mcp-session-id", &sid)
-                        .send()
-                        .await
-                        .unwrap();
+                    let del = a.delete_session(&sid).await;
                     assert_eq!(del.status(), 200);
                 }
             }

@@ -177,6 +177,16 @@ impl McpHttp {
             .clone()
     }
 
+    /// `DELETE /mcp` of a session (ends it).
+    pub async fn delete_session(&self, session: &str) -> reqwest::Response {
+        self.http
+            .delete(self.url("/mcp"))
+            .header("mcp-session-id", session)
+            .send()
+            .await
+            .unwrap()
+    }
+
     pub async fn get_stream(
         &self,
         session: &str,

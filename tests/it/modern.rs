@@ -49,6 +49,21 @@ pub async fn send(
     req.body(body.to_string()).send().await.unwrap()
 }
 
+/// Opens `subscriptions/listen` for tool list changes and reads its acknowledgement.
+pub async fn listen_for_tool_changes(s: &McpHttp) -> (SseReader, Value) {
+    let resp = send(
+        s,
+        "subscriptions/listen",
+        json!({"notifications": {"toolsListChanged": true}}),
+        &[],
+    )
+    .await;
+    let mut stream = SseReader::new(resp);
+    let ack = stream.next(SECS5).await.unwrap().json();
+    assert_eq!(ack["method"], "notifications/subscriptions/acknowledged");
+    (stream, ack)
+}
+
 pub async fn json_of(resp: reqwest::Response) -> (u16, Value) {
     let status = resp.status().as_u16();
     (status, resp.json().await.unwrap())
@@ -301,16 +316,7 @@ async fn logs_only_with_a_level_and_progress_streams() {
 #[tokio::test]
 async fn listen_acknowledges_and_filters() {
     let s = TestServer::start().await;
-    let resp = send(
-        &s,
-        "subscriptions/listen",
-        json!({"notifications": {"toolsListChanged": true}}),
-        &[],
-    )
-    .await;
-    let mut stream = SseReader::new(resp);
-    let ack = stream.next(SECS5).await.unwrap().json();
-    assert_eq!(ack["method"], "notifications/subscriptions/acknowledged");
+    let (mut stream, ack) = listen_for_tool_changes(&s).await;
     assert_eq!(
         ack["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"],
         7

@@ -74,13 +74,7 @@ async fn a_thousand_sessions_leave_nothing_behind() {
 
     // Half end by DELETE, half by expiry.
     for sid in &ids[..500] {
-        let r = s
-            .http
-            .delete(s.url("/mcp"))
-            .header("mcp-session-id", sid)
-            .send()
-            .await
-            .unwrap();
+        let r = s.delete_session(sid).await;
         assert_eq!(r.status(), 200);
     }
     clock.advance_ms(600_001);

@@ -25,6 +25,7 @@ from mcp import Client, StdioServerParameters
 from mcp.client.sse import sse_client
 from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
+from mcp_types import TextContent, TextResourceContents
 
 TRANSPORTS = ("streamable_http", "sse", "stdio")
 
@@ -250,3 +251,26 @@ def _leaf_exceptions(exc: BaseException) -> list[BaseException]:
     if isinstance(exc, BaseExceptionGroup):
         return [leaf for sub in exc.exceptions for leaf in _leaf_exceptions(sub)]
     return [exc]
+
+
+# --- assertions shared by the test modules ---------------------------------------------------
+
+
+def only_text(result: Any) -> str:
+    assert result.is_error is not True, f"tool returned isError: {result}"
+    assert len(result.content) == 1, f"expected exactly one content block: {result.content}"
+    block = result.content[0]
+    assert isinstance(block, TextContent), f"expected text content, got {block!r}"
+    return block.text
+
+
+def status_resource(result: Any) -> dict:
+    """The demo's `status://server` as read by a client: one JSON text resource; its body."""
+    assert len(result.contents) == 1, result.contents
+    contents = result.contents[0]
+    assert isinstance(contents, TextResourceContents), contents
+    assert str(contents.uri) == "status://server"
+    assert contents.mime_type == "application/json"
+    body = json.loads(contents.text)
+    assert isinstance(body, dict), contents.text
+    return body

@@ -6,22 +6,14 @@ stdio (`mcp-daemon --transport stdio`) must all behave identically.
 
 from __future__ import annotations
 
-import json
 
 import pytest
-from conftest import TRANSPORTS
-from mcp_types import TextContent, TextResourceContents
+from conftest import TRANSPORTS, only_text, status_resource
+from mcp_types import TextContent
 from mcp_types.version import LATEST_HANDSHAKE_VERSION
 
 pytestmark = [pytest.mark.anyio, pytest.mark.parametrize("transport", TRANSPORTS)]
 
-
-def only_text(result) -> str:
-    assert result.is_error is not True, f"tool returned isError: {result}"
-    assert len(result.content) == 1, f"expected exactly one content block: {result.content}"
-    block = result.content[0]
-    assert isinstance(block, TextContent), f"expected text content, got {block!r}"
-    return block.text
 
 
 async def test_initialize_negotiates_latest_handshake_version(connect_demo, transport):
@@ -73,13 +65,7 @@ async def test_call_add_numbers(connect_demo, transport):
 async def test_read_status_resource(connect_demo, transport):
     async with connect_demo(transport) as client:
         result = await client.read_resource("status://server")
-        assert len(result.contents) == 1, result.contents
-        contents = result.contents[0]
-        assert isinstance(contents, TextResourceContents), contents
-        assert str(contents.uri) == "status://server"
-        assert contents.mime_type == "application/json"
-        body = json.loads(contents.text)
-        assert isinstance(body, dict)
+        body = status_resource(result)
         assert body.get("status") == "ok", body
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import anyio
 import pytest
-from conftest import TRANSPORTS
+from conftest import TRANSPORTS, only_text
 from mcp import MCPError
 from mcp.client.context import ClientRequestContext
 from mcp_types import (
@@ -39,13 +39,6 @@ async def wait_until(predicate: Callable[[], bool], what: str, timeout: float = 
             await anyio.sleep(0.02)
     assert predicate(), f"timed out after {timeout}s waiting for {what}"
 
-
-def only_text(result: Any) -> str:
-    assert result.is_error is not True, f"tool returned isError: {result}"
-    assert len(result.content) == 1, f"expected exactly one content block: {result.content}"
-    block = result.content[0]
-    assert isinstance(block, TextContent), f"expected text content, got {block!r}"
-    return block.text
 
 
 class Recorder:

@@ -11,12 +11,11 @@ The wire assertions guard against a silent downgrade: auto mode falls back to th
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import anyio
 import pytest
-from conftest import WireLog
+from conftest import WireLog, only_text, status_resource
 from mcp.client.context import ClientRequestContext
 from mcp.client.subscriptions import ResourceUpdated
 from mcp_types import (
@@ -25,7 +24,6 @@ from mcp_types import (
     ElicitResult,
     InputRequiredResult,
     TextContent,
-    TextResourceContents,
 )
 from mcp_types.version import LATEST_HANDSHAKE_VERSION, LATEST_MODERN_VERSION
 
@@ -37,13 +35,6 @@ CLIENT_CAPABILITIES_KEY = "io.modelcontextprotocol/clientCapabilities"
 # Methods whose target travels in the `Mcp-Name` header, and the param that names it.
 NAME_PARAM = {"tools/call": "name", "prompts/get": "name", "resources/read": "uri"}
 
-
-def only_text(result: Any) -> str:
-    assert result.is_error is not True, f"tool returned isError: {result}"
-    assert len(result.content) == 1, f"expected exactly one content block: {result.content}"
-    block = result.content[0]
-    assert isinstance(block, TextContent), f"expected text content, got {block!r}"
-    return block.text
 
 
 def assert_modern_wire(wire: WireLog) -> None:
@@ -143,12 +134,8 @@ async def test_read_status_resource(connect_modern):
     wire = WireLog()
     async with connect_modern(wire=wire) as client:
         result = await client.read_resource("status://server")
-    assert len(result.contents) == 1, result.contents
-    contents = result.contents[0]
-    assert isinstance(contents, TextResourceContents), contents
-    assert str(contents.uri) == "status://server"
-    assert contents.mime_type == "application/json"
-    assert json.loads(contents.text).get("status") == "ok", contents.text
+    body = status_resource(result)
+    assert body.get("status") == "ok", body
     assert len(wire.requests("resources/read")) == 1, wire.describe()
     assert_modern_wire(wire)
 
