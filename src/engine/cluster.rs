@@ -3,8 +3,8 @@
 //! and other nodes reach it with messages: a cancellation is broadcast (any node may run the
 //! request), a client's answer goes to the node named in the request id it answers, the end of
 //! a session and the move of a session's GET stream are broadcast, and a task method goes to
-//! the node named in the task id, which replies to the asking node. With the memory bus the
-//! same messages loop back to the one node, where they find nothing left to do.
+//! the node named in the task id, which replies to the asking node. With the memory bus there
+//! is one node and nothing to route: none of this runs.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -32,6 +32,9 @@ impl Engine {
     /// what arrives until the engine is dropped.
     pub async fn start_routing(self: &Arc<Self>) -> Result<(), StateError> {
         let bus = &self.backends.bus;
+        if !bus.spans_nodes() {
+            return Ok(());
+        }
         let control = bus.subscribe(topics::CONTROL).await?;
         let direct = bus.subscribe(&topics::node(&self.id_prefix)).await?;
         let engine = Arc::downgrade(self);
@@ -107,6 +110,9 @@ impl Engine {
     /// client request ids start with the asking node's id. False when the id is not one of
     /// another node's.
     pub(super) fn route_answer(&self, session: &SessionId, response: &Response) -> bool {
+        if !self.backends.bus.spans_nodes() {
+            return false;
+        }
         let Some(RequestId::Str(id)) = &response.id else {
             return false;
         };
@@ -209,7 +215,11 @@ impl Engine {
     }
 
     /// Publishes without making the caller wait; a lost message is logged (at most once).
+    /// Nothing to do when there are no other nodes.
     fn broadcast(&self, topic: String, message: Value) {
+        if !self.backends.bus.spans_nodes() {
+            return;
+        }
         let bus = self.backends.bus.clone();
         tokio::spawn(async move {
             if let Err(e) = bus.publish(&topic, message).await {

@@ -329,7 +329,11 @@ impl Engine {
         let id = str_param(&params, "taskId")?;
         let subject = &call.principal.subject;
         match tasks::node_of(id) {
-            Some(node) if node != &*self.id_prefix && !self.tasks.contains(id) => {
+            Some(node)
+                if self.backends.bus.spans_nodes()
+                    && node != &*self.id_prefix
+                    && !self.tasks.contains(id) =>
+            {
                 self.forward_task_method(node, subject, &req.method, &params)
                     .await
             }

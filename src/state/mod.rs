@@ -115,4 +115,7 @@ pub trait Bus: Send + Sync + 'static {
     async fn subscribe(&self, topic: &str) -> StateResult<BoxStream<'static, Value>>;
     /// Topics with at least one subscriber.
     fn topic_count(&self) -> usize;
+    /// Whether messages reach other nodes (Redis) or only this process (memory). Routing
+    /// between nodes is pointless, and waiting for another node's reply wrong, without it.
+    fn spans_nodes(&self) -> bool;
 }

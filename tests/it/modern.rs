@@ -553,3 +553,20 @@ async fn tasks_run_answer_questions_and_cancel() {
         "tasks/* need the extension declared"
     );
 }
+
+#[tokio::test]
+async fn a_single_node_answers_unknown_tasks_at_once() {
+    // With no other nodes, a task id naming another node is simply unknown: no forwarding, no
+    // waiting for a reply that cannot come.
+    let s = TestServer::start().await;
+    let ghost = "task-srv00000000-00";
+    let t = std::time::Instant::now();
+    let get = json!({"taskId": ghost, "_meta": with_tasks()});
+    let (_, v) = json_of(send(&s, "tasks/get", get, &[("mcp-name", ghost)]).await).await;
+    assert_eq!(v["error"]["code"], -32602, "{v}");
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(1),
+        "took {:?}",
+        t.elapsed()
+    );
+}

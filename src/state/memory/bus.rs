@@ -50,6 +50,10 @@ impl Bus for MemoryBus {
             .boxed())
     }
 
+    fn spans_nodes(&self) -> bool {
+        false
+    }
+
     fn topic_count(&self) -> usize {
         let mut topics = self.topics.lock();
         topics.retain(|_, tx| tx.receiver_count() > 0);

@@ -46,6 +46,10 @@ impl Bus for RedisBus {
             .boxed())
     }
 
+    fn spans_nodes(&self) -> bool {
+        true
+    }
+
     fn topic_count(&self) -> usize {
         self.hub.channel_count(&self.keys.topic_channel(""))
     }
