@@ -18,13 +18,16 @@ use serde_json::json;
 use tokio::net::TcpListener;
 
 use crate::auth::Principal;
+use crate::auth::oauth::AuthServer;
 use crate::catalog::{Catalog, CatalogError};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::engine::{Backends, Engine, EngineError, EngineSettings};
 use crate::ops::origin::OriginPolicy;
 use crate::state::StateError;
-use crate::state::memory::{EventLogLimits, MemoryBus, MemoryEventLog, MemorySessionStore};
+use crate::state::memory::{
+    EventLogLimits, MemoryAuthStore, MemoryBus, MemoryEventLog, MemorySessionStore,
+};
 use crate::state::redis::RedisSettings;
 use crate::transport::http::valid_endpoint_id;
 use crate::transport::http_error::HttpError;
@@ -38,6 +41,8 @@ pub enum BuildError {
     Engine(#[from] EngineError),
     #[error("cannot use Redis")]
     State(#[from] StateError),
+    #[error("authentication: {0}")]
+    Auth(String),
 }
 
 /// Builds the engine on Redis when `REDIS_URL` is set, else on the embedded (in-memory)
@@ -71,6 +76,7 @@ pub async fn build_engine(
                 sessions: redis.sessions,
                 events: redis.events,
                 bus: redis.bus,
+                auth: redis.auth,
                 clock,
             }
         }
@@ -81,6 +87,7 @@ pub async fn build_engine(
             )),
             events: Arc::new(MemoryEventLog::new(limits)),
             bus: Arc::new(MemoryBus::new()),
+            auth: Arc::new(MemoryAuthStore::new(clock.clone())),
             clock,
         },
     };
@@ -105,12 +112,13 @@ pub async fn build_engine(
     Ok(engine)
 }
 
-pub fn http_state(config: &Config, engine: Arc<Engine>) -> HttpState {
+pub fn http_state(config: &Config, engine: Arc<Engine>) -> Result<HttpState, BuildError> {
+    let auth = Arc::new(build_auth(config, &engine)?);
     let mut hosts = config.allowed_hosts.clone();
     if !config.host.is_unspecified() && !config.host.is_loopback() {
         hosts.push(config.host.to_string());
     }
-    HttpState {
+    Ok(HttpState {
         engine,
         settings: Arc::new(HttpSettings {
             max_body_bytes: config.max_body_bytes,
@@ -119,13 +127,24 @@ pub fn http_state(config: &Config, engine: Arc<Engine>) -> HttpState {
             sse_retry_ms: config.sse_retry_ms,
             origin_policy: OriginPolicy::new(&hosts, &config.allowed_origins),
         }),
-    }
+        auth,
+    })
+}
+
+/// The authorization server and bearer guard for `config`, on the engine's state backends.
+pub fn build_auth(config: &Config, engine: &Engine) -> Result<AuthServer, BuildError> {
+    crate::auth::setup::build(
+        config,
+        engine.backends.auth.clone(),
+        engine.backends.clock.clone(),
+    )
+    .map_err(BuildError::Auth)
 }
 
 /// Everything a config produces, ready to serve.
 pub async fn build(config: &Config) -> Result<HttpState, BuildError> {
     let engine = build_engine(config, Arc::new(SystemClock)).await?;
-    Ok(http_state(config, engine))
+    http_state(config, engine)
 }
 
 pub fn router(state: HttpState) -> Router {
@@ -145,7 +164,11 @@ pub fn router(state: HttpState) -> Router {
         .route("/http", post(plain_http::http_post))
         .route("/{endpoint_id}/http", post(plain_http::http_post))
         .route("/health", get(health))
-        .layer(middleware::from_fn(identify))
+        .merge(crate::auth::http::routes())
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::auth::http::guard::authenticate,
+        ))
         .layer(middleware::from_fn_with_state(state.clone(), guard))
         .with_state(state)
 }
@@ -172,23 +195,59 @@ async fn guard(State(state): State<HttpState>, req: Request, next: Next) -> Resp
         .split('/')
         .next()
         .unwrap_or("");
-    let known = ["mcp", "sse", "messages", "http", "health", ""];
+    let known = [
+        "mcp",
+        "sse",
+        "messages",
+        "http",
+        "health",
+        "",
+        ".well-known",
+        "authorize",
+        "token",
+        "register",
+        "revoke",
+        "auth",
+    ];
     if !known.contains(&first_segment) && !valid_endpoint_id(first_segment) {
         return StatusCode::NOT_FOUND.into_response();
     }
     if req.method() == Method::OPTIONS {
         let mut resp = StatusCode::NO_CONTENT.into_response();
-        cors(resp.headers_mut(), origin.as_deref());
+        let asked = headers
+            .get(header::ACCESS_CONTROL_REQUEST_HEADERS)
+            .and_then(|v| v.to_str().ok());
+        cors(resp.headers_mut(), origin.as_deref(), asked);
         return resp;
     }
     let mut resp = next.run(req).await;
-    cors(resp.headers_mut(), origin.as_deref());
+    cors(resp.headers_mut(), origin.as_deref(), None);
     resp
 }
 
+/// Request headers a browser client may send: the MCP and auth headers, plus any
+/// `Mcp-Param-*` (whose names depend on the tool, so they cannot be listed in advance).
+const ALLOWED_HEADERS: [&str; 9] = [
+    "content-type",
+    "accept",
+    "authorization",
+    "mcp-session-id",
+    "mcp-protocol-version",
+    "last-event-id",
+    "mcp-method",
+    "mcp-name",
+    "cache-control",
+];
+
+fn allowed_header(name: &str) -> bool {
+    let n = name.trim().to_ascii_lowercase();
+    ALLOWED_HEADERS.contains(&n.as_str()) || n.starts_with("mcp-param-")
+}
+
 /// CORS for allowed browser origins: the MCP headers must be allowed in and
-/// `Mcp-Session-Id` exposed, or browser clients lose the session.
-fn cors(h: &mut HeaderMap, origin: Option<&str>) {
+/// `Mcp-Session-Id` exposed, or browser clients lose the session. A preflight's asked-for
+/// headers are echoed when every one of them is allowed (that is how `Mcp-Param-*` passes).
+fn cors(h: &mut HeaderMap, origin: Option<&str>, asked: Option<&str>) {
     let Some(origin) = origin.and_then(|o| HeaderValue::from_str(o).ok()) else {
         return;
     };
@@ -198,21 +257,19 @@ fn cors(h: &mut HeaderMap, origin: Option<&str>) {
         header::ACCESS_CONTROL_ALLOW_METHODS,
         HeaderValue::from_static("GET, POST, DELETE, OPTIONS"),
     );
+    let echoed = asked
+        .filter(|a| a.split(',').all(allowed_header))
+        .and_then(|a| HeaderValue::from_str(a).ok());
     h.insert(
         header::ACCESS_CONTROL_ALLOW_HEADERS,
-        HeaderValue::from_static("Content-Type, Accept, Authorization, Mcp-Session-Id, Mcp-Protocol-Version, Last-Event-ID"),
+        echoed.unwrap_or(HeaderValue::from_static(
+            "Content-Type, Accept, Authorization, Mcp-Session-Id, Mcp-Protocol-Version, Last-Event-ID, Mcp-Method, Mcp-Name",
+        )),
     );
     h.insert(
         header::ACCESS_CONTROL_EXPOSE_HEADERS,
         HeaderValue::from_static("Mcp-Session-Id, WWW-Authenticate"),
     );
-}
-
-/// Attaches the caller's `Principal`. Authentication is not configured yet, so everyone is
-/// anonymous; the OAuth issue replaces this layer, not the handlers.
-async fn identify(mut req: Request, next: Next) -> Response {
-    req.extensions_mut().insert(Principal::anonymous());
-    next.run(req).await
 }
 
 async fn sse_root(

@@ -7,6 +7,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
+
+pub use crate::auth::AuthProvider;
 use serde::Serialize;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
@@ -31,6 +33,29 @@ pub enum LogFormat {
 pub enum Command {
     /// Print the effective configuration (secrets masked) and the catalog it loads, then exit.
     CheckConfig,
+    /// Manage local users (LOCAL_USER_FILE).
+    User {
+        #[command(subcommand)]
+        action: UserCommand,
+    },
+}
+
+#[derive(Debug, Clone, Subcommand, PartialEq, Eq)]
+pub enum UserCommand {
+    /// Add a user. The password is read from stdin with --password-stdin, else generated and
+    /// printed.
+    Add {
+        username: String,
+        /// A role (repeatable), e.g. `--role admin`.
+        #[arg(long = "role")]
+        roles: Vec<String>,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List users and their roles.
+    List,
+    /// Remove a user.
+    Remove { username: String },
 }
 
 /// mcp-daemon: a Model Context Protocol server.
@@ -144,20 +169,119 @@ pub struct Config {
     #[arg(long, env = "REDIS_TIMEOUT_MS", default_value_t = 2000)]
     pub redis_timeout_ms: u64,
 
-    /// Authentication provider (local|cognito). Not in this build yet: setting it stops
-    /// start-up rather than serving unauthenticated.
-    #[arg(long, env = "AUTH_PROVIDER")]
-    pub auth_provider: Option<String>,
+    /// Who may call: `none` (everyone is anonymous), `local` (local users and the built-in
+    /// OAuth 2.1 server) or `cognito`. Unset: `none` when listening on loopback only, `local`
+    /// otherwise, so nothing reachable from a network runs without authentication by accident.
+    #[arg(long, env = "AUTH_PROVIDER", value_enum)]
+    pub auth_provider: Option<AuthProvider>,
 
-    /// Signing key for local JWTs. Not in this build yet: setting it stops start-up.
+    /// The public base URL clients use (`https://mcp.example.com`): the OAuth issuer and the
+    /// base of every resource URI. Unset: `http://<Host header>` of each request.
+    #[arg(long, env = "PUBLIC_URL")]
+    pub public_url: Option<String>,
+
+    /// Folder for what the daemon generates and keeps: the signing key (single node), the
+    /// default user file.
+    #[arg(long, env = "DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
+
+    /// Signing key (at least 32 characters) of access tokens, refresh tokens and sign-in pages;
+    /// every node of a cluster needs the same one. Unset on a single node: generated into
+    /// DATA_DIR on first start.
     #[arg(long, env = "JWT_SECRET_KEY")]
     #[serde(serialize_with = "mask")]
     pub jwt_secret_key: Option<String>,
 
-    /// Static admin bearer token. Not in this build yet: setting it stops start-up.
+    /// Previous signing keys, comma-separated: tokens they signed still verify (key rotation).
+    #[arg(long, env = "JWT_PREVIOUS_KEYS", value_delimiter = ',')]
+    #[serde(serialize_with = "mask_list")]
+    pub jwt_previous_keys: Vec<String>,
+
+    /// Access token lifetime in minutes.
+    #[arg(long, env = "ACCESS_TOKEN_EXP", default_value_t = 60)]
+    pub access_token_exp: u64,
+
+    /// Refresh token lifetime in days (each refresh starts it again).
+    #[arg(long, env = "REFRESH_TOKEN_EXP_DAYS", default_value_t = 30)]
+    pub refresh_token_exp_days: u64,
+
+    /// Local users (bcrypt hashes and roles). Default: DATA_DIR/users.json.
+    #[arg(long, env = "LOCAL_USER_FILE")]
+    pub local_user_file: Option<PathBuf>,
+
+    /// The bootstrap admin, created in the user file when missing.
+    #[arg(long, env = "ADMIN_USERNAME", default_value = "admin")]
+    pub admin_username: String,
+
+    /// Password of the bootstrap admin. Unset: a random one, printed once when the admin is
+    /// created.
+    #[arg(long, env = "ADMIN_PASSWORD")]
+    #[serde(serialize_with = "mask")]
+    pub admin_password: Option<String>,
+
+    /// A bearer token that acts as an admin (for automation; compared in constant time,
+    /// logged as such). At least 32 characters.
     #[arg(long, env = "ADMIN_STATIC_TOKEN")]
     #[serde(serialize_with = "mask")]
     pub admin_static_token: Option<String>,
+
+    /// Machine clients for `client_credentials` (JSON: {"clients": [{"client_id",
+    /// "client_secret", "scopes", "roles"}]}).
+    #[arg(long, env = "OAUTH_CLIENTS_FILE")]
+    pub oauth_clients_file: Option<PathBuf>,
+
+    /// TEST MODE: /authorize signs this user in and approves at once, without pages. Only on
+    /// loopback; for CI and local client development.
+    #[arg(long, env = "OAUTH_TEST_USER")]
+    pub oauth_test_user: Option<String>,
+
+    /// Development: Client ID Metadata Document URLs may be http:// and point at loopback or
+    /// private addresses.
+    #[arg(long, env = "CIMD_ALLOW_PRIVATE", default_value_t = false)]
+    pub cimd_allow_private: bool,
+
+    /// Cognito user pool id (e.g. `us-east-1_AbCdEf123`).
+    #[arg(long, env = "COGNITO_USER_POOL_ID")]
+    pub cognito_user_pool_id: Option<String>,
+
+    /// Cognito region. Default: AWS_REGION, then REGION_NAME.
+    #[arg(long, env = "COGNITO_REGION")]
+    pub cognito_region: Option<String>,
+
+    /// Cognito app client ids whose tokens are accepted, comma-separated; the first signs
+    /// people in on the login page.
+    #[arg(long, env = "COGNITO_APP_CLIENT_ID", value_delimiter = ',')]
+    pub cognito_app_client_id: Vec<String>,
+
+    /// Secret of the first app client, when it has one.
+    #[arg(long, env = "COGNITO_APP_SECRET")]
+    #[serde(serialize_with = "mask")]
+    pub cognito_app_secret: Option<String>,
+
+    /// The pool's JWKS. Default: https://cognito-idp.<region>.amazonaws.com/<pool>/.well-known/jwks.json
+    #[arg(long, env = "COGNITO_JWKS_URL")]
+    pub cognito_jwks_url: Option<String>,
+
+    /// The `iss` of the pool's tokens. Default: https://cognito-idp.<region>.amazonaws.com/<pool>
+    #[arg(long, env = "COGNITO_ISSUER")]
+    pub cognito_issuer: Option<String>,
+
+    /// The Cognito IdP API the login page signs in through. Default:
+    /// https://cognito-idp.<region>.amazonaws.com/
+    #[arg(long, env = "COGNITO_ENDPOINT")]
+    pub cognito_endpoint: Option<String>,
+
+    #[arg(long, env = "AWS_REGION", hide = true)]
+    #[serde(skip)]
+    pub aws_region: Option<String>,
+
+    #[arg(long, env = "REGION_NAME", hide = true)]
+    #[serde(skip)]
+    pub region_name: Option<String>,
+}
+
+fn mask_list<S: serde::Serializer>(v: &[String], s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&"***,".repeat(v.len()))
 }
 
 /// Secrets print as `"***"` (or null when unset), never as their value.
@@ -176,8 +300,8 @@ pub enum ConfigError {
     Depth(usize),
     #[error("REQUEST_STATE_KEY must be at least 32 characters")]
     ShortStateKey,
-    #[error("{0} is set, but {1}; unset it to start")]
-    NotAvailable(&'static str, &'static str),
+    #[error("{0} {1}")]
+    Invalid(&'static str, String),
     #[error("{0} is required: {1}")]
     Missing(&'static str, &'static str),
     #[error("REDIS_PREFIX must be letters, digits, '-', '_' or '.', got {0:?}")]
@@ -238,29 +362,99 @@ impl Config {
         {
             return Err(ConfigError::Prefix(self.redis_prefix.clone()));
         }
-        // Settings of features this build lacks: an operator who sets them expects
-        // authentication, so running without would be worse than not running.
-        let unavailable = [
-            (
-                "AUTH_PROVIDER",
-                self.auth_provider.is_some(),
-                "this build has no authentication yet and would serve everyone",
-            ),
-            (
+        self.validate_auth()
+    }
+
+    fn validate_auth(&self) -> Result<(), ConfigError> {
+        let provider = self.auth();
+        if provider == AuthProvider::None {
+            return Ok(());
+        }
+        if self.jwt_secret_key.as_ref().is_some_and(|k| k.len() < 32)
+            || self.jwt_previous_keys.iter().any(|k| k.len() < 32)
+        {
+            return Err(ConfigError::Invalid(
                 "JWT_SECRET_KEY",
-                self.jwt_secret_key.is_some(),
-                "this build has no authentication yet and would serve everyone",
-            ),
-            (
+                "must be at least 32 characters".into(),
+            ));
+        }
+        if self.redis_url.is_some() && self.jwt_secret_key.is_none() {
+            return Err(ConfigError::Missing(
+                "JWT_SECRET_KEY",
+                "REDIS_URL is set: every node of a cluster must sign tokens with the same key",
+            ));
+        }
+        if self
+            .admin_static_token
+            .as_ref()
+            .is_some_and(|t| t.len() < 32)
+        {
+            return Err(ConfigError::Invalid(
                 "ADMIN_STATIC_TOKEN",
-                self.admin_static_token.is_some(),
-                "this build has no admin API yet",
-            ),
-        ];
-        if let Some((name, _, why)) = unavailable.iter().find(|(_, set, _)| *set) {
-            return Err(ConfigError::NotAvailable(name, why));
+                "must be at least 32 characters".into(),
+            ));
+        }
+        if self.oauth_test_user.is_some() && !self.host.is_loopback() {
+            return Err(ConfigError::Invalid(
+                "OAUTH_TEST_USER",
+                "approves every sign-in without a person; it is refused unless HOST is loopback"
+                    .into(),
+            ));
+        }
+        if self.access_token_exp == 0 || self.refresh_token_exp_days == 0 {
+            return Err(ConfigError::Zero(
+                "access_token_exp / refresh_token_exp_days",
+            ));
+        }
+        if let Some(u) = &self.public_url {
+            let ok = url::Url::parse(u).is_ok_and(|p| {
+                matches!(p.scheme(), "http" | "https") && p.path() == "/" && p.query().is_none()
+            });
+            if !ok {
+                return Err(ConfigError::Invalid(
+                    "PUBLIC_URL",
+                    format!("must be an origin like https://mcp.example.com, got {u:?}"),
+                ));
+            }
+        }
+        if provider == AuthProvider::Cognito {
+            if self.cognito_app_client_id.is_empty() {
+                return Err(ConfigError::Missing(
+                    "COGNITO_APP_CLIENT_ID",
+                    "AUTH_PROVIDER is cognito",
+                ));
+            }
+            let derived = self.cognito_user_pool_id.is_some() && self.cognito_region().is_some();
+            if !derived && (self.cognito_issuer.is_none() || self.cognito_jwks_url.is_none()) {
+                return Err(ConfigError::Missing(
+                    "COGNITO_USER_POOL_ID",
+                    "AUTH_PROVIDER is cognito (with COGNITO_REGION, or COGNITO_ISSUER and COGNITO_JWKS_URL)",
+                ));
+            }
         }
         Ok(())
+    }
+
+    /// The identity source in effect: as set, else `none` on loopback and `local` beyond.
+    pub fn auth(&self) -> AuthProvider {
+        match self.auth_provider {
+            Some(p) => p,
+            None if self.host.is_loopback() => AuthProvider::None,
+            None => AuthProvider::Local,
+        }
+    }
+
+    pub fn cognito_region(&self) -> Option<&str> {
+        self.cognito_region
+            .as_deref()
+            .or(self.aws_region.as_deref())
+            .or(self.region_name.as_deref())
+    }
+
+    /// The public URL without its trailing slash, scheme and host lowercased.
+    pub fn canonical_public_url(&self) -> Option<String> {
+        let u = url::Url::parse(self.public_url.as_deref()?).ok()?;
+        Some(u.origin().ascii_serialization())
     }
 
     /// A config for tests: loopback, port 0, the embedded demo catalog, quiet.
@@ -277,7 +471,15 @@ impl Config {
         c.request_state_key = None;
         c.auth_provider = None;
         c.jwt_secret_key = None;
+        c.jwt_previous_keys = Vec::new();
         c.admin_static_token = None;
+        c.admin_password = None;
+        c.oauth_test_user = None;
+        c.public_url = None;
+        c.local_user_file = None;
+        c.oauth_clients_file = None;
+        c.cognito_user_pool_id = None;
+        c.cognito_app_client_id = Vec::new();
         c
     }
 
@@ -337,7 +539,7 @@ mod tests {
     }
 
     #[test]
-    fn unavailable_features_stop_start_up_and_secrets_are_masked() {
+    fn unsafe_auth_settings_stop_start_up_and_secrets_are_masked() {
         let c = Config::parse_from([
             "mcp-daemon",
             "--auth-provider",
@@ -347,7 +549,7 @@ mod tests {
         ]);
         let err = c.validate().unwrap_err().to_string();
         assert!(
-            err.contains("AUTH_PROVIDER") && err.contains("would serve everyone"),
+            err.contains("JWT_SECRET_KEY") && err.contains("32"),
             "{err}"
         );
         let shown = c.effective().to_string();
@@ -375,6 +577,58 @@ mod tests {
             "***",
             "URLs may embed passwords"
         );
+    }
+
+    #[test]
+    fn auth_defaults_follow_the_listen_address() {
+        let local = Config::parse_from(["mcp-daemon"]);
+        assert_eq!(local.auth(), AuthProvider::None, "loopback demo stays open");
+        let public = Config::parse_from(["mcp-daemon", "--host", "0.0.0.0"]);
+        assert_eq!(
+            public.auth(),
+            AuthProvider::Local,
+            "reachable means authenticated"
+        );
+        let explicit =
+            Config::parse_from(["mcp-daemon", "--host", "0.0.0.0", "--auth-provider", "none"]);
+        assert_eq!(
+            explicit.auth(),
+            AuthProvider::None,
+            "set explicitly, it wins"
+        );
+        let key = "k".repeat(32);
+        let cluster = Config::parse_from([
+            "mcp-daemon",
+            "--host",
+            "0.0.0.0",
+            "--redis-url",
+            "redis://r",
+            "--request-state-key",
+            &key,
+        ]);
+        let err = cluster.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("JWT_SECRET_KEY"),
+            "a cluster needs one shared key: {err}"
+        );
+        let test_mode = Config::parse_from([
+            "mcp-daemon",
+            "--host",
+            "0.0.0.0",
+            "--oauth-test-user",
+            "admin",
+        ]);
+        assert!(test_mode.validate().is_err(), "test mode only on loopback");
+        let cognito = Config::parse_from(["mcp-daemon", "--auth-provider", "cognito"]);
+        assert!(cognito.validate().is_err());
+        let bad_url = Config::parse_from([
+            "mcp-daemon",
+            "--auth-provider",
+            "local",
+            "--public-url",
+            "https://a.example/mcp",
+        ]);
+        assert!(bad_url.validate().is_err());
     }
 
     #[test]

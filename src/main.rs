@@ -6,9 +6,11 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Parser;
 use mcp_daemon::app;
+use mcp_daemon::auth::users::UserDb;
+use mcp_daemon::auth::{AuthProvider, Principal, scope};
 use mcp_daemon::catalog::Catalog;
 use mcp_daemon::clock::SystemClock;
-use mcp_daemon::config::{Command, Config, TransportMode};
+use mcp_daemon::config::{Command, Config, TransportMode, UserCommand};
 use mcp_daemon::ops::telemetry;
 use mcp_daemon::transport::stdio;
 
@@ -32,8 +34,10 @@ async fn main() -> ExitCode {
 async fn run() -> anyhow::Result<()> {
     let config = Config::parse();
     telemetry::init(config.log_format, &config.log_level);
-    if config.command == Some(Command::CheckConfig) {
-        return check_config(&config);
+    match &config.command {
+        Some(Command::CheckConfig) => return check_config(&config),
+        Some(Command::User { action }) => return users_cli(&config, action),
+        None => {}
     }
     config.validate()?;
     let engine = app::build_engine(&config, Arc::new(SystemClock))
@@ -46,9 +50,11 @@ async fn run() -> anyhow::Result<()> {
     spawn_reload_on_sighup(&config, engine.clone());
 
     if config.transport == TransportMode::Stdio {
-        tracing::info!("serving MCP on stdio");
+        let principal = stdio_principal(&config, &engine).await?;
+        tracing::info!(subject = %principal.subject, "serving MCP on stdio");
         return stdio::serve(
             engine,
+            principal,
             tokio::io::stdin(),
             tokio::io::stdout(),
             config.max_body_bytes,
@@ -56,6 +62,7 @@ async fn run() -> anyhow::Result<()> {
         )
         .await;
     }
+    let state = app::http_state(&config, engine).context("cannot start")?;
     let addr = std::net::SocketAddr::new(config.host, config.port);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -67,7 +74,6 @@ async fn run() -> anyhow::Result<()> {
         );
     }
     tracing::info!(%local, "mcp-daemon listening on http://{local}/mcp (also /sse, /http, /health)");
-    let state = app::http_state(&config, engine);
     app::serve(listener, state, shutdown_signal()).await?;
     Ok(())
 }
@@ -88,6 +94,91 @@ fn check_config(config: &Config) -> anyhow::Result<()> {
     });
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(valid?)
+}
+
+/// stdio has no request headers: with authentication on, the caller proves who it is through
+/// the environment — `MCP_AUTH_TOKEN` (the admin static token) or `MCP_USERNAME` and
+/// `MCP_PASSWORD` (a local user).
+async fn stdio_principal(
+    config: &Config,
+    engine: &mcp_daemon::engine::Engine,
+) -> anyhow::Result<Principal> {
+    if config.auth() == AuthProvider::None {
+        return Ok(Principal::anonymous());
+    }
+    let auth = app::build_auth(config, engine)?;
+    if let (Ok(token), Some(admin)) = (std::env::var("MCP_AUTH_TOKEN"), &config.admin_static_token)
+        && mcp_daemon::auth::keys::same(token.as_bytes(), admin.as_bytes())
+    {
+        tracing::info!("stdio authenticated with ADMIN_STATIC_TOKEN");
+        return Ok(Principal {
+            subject: "admin-static-token".into(),
+            scopes: vec![scope::BASE_SCOPE.into()],
+            roles: vec![scope::ADMIN_ROLE.into()],
+            client_id: None,
+            authenticated: true,
+        });
+    }
+    let (Ok(user), Ok(password)) = (std::env::var("MCP_USERNAME"), std::env::var("MCP_PASSWORD"))
+    else {
+        anyhow::bail!(
+            "authentication is on ({:?}): set MCP_AUTH_TOKEN (the admin static token) or MCP_USERNAME and MCP_PASSWORD for stdio",
+            config.auth()
+        );
+    };
+    let db = auth
+        .users
+        .clone()
+        .context("MCP_USERNAME works with AUTH_PROVIDER=local only")?;
+    let found = tokio::task::spawn_blocking(move || db.verify(&user, &password)).await??;
+    let u = found.context("MCP_USERNAME / MCP_PASSWORD: wrong user name or password")?;
+    Ok(Principal {
+        subject: u.username,
+        scopes: vec![scope::BASE_SCOPE.into()],
+        roles: u.roles,
+        client_id: None,
+        authenticated: true,
+    })
+}
+
+/// `mcp-daemon user add|list|remove`: edits LOCAL_USER_FILE (default DATA_DIR/users.json).
+fn users_cli(config: &Config, action: &UserCommand) -> anyhow::Result<()> {
+    let path = config
+        .local_user_file
+        .clone()
+        .unwrap_or_else(|| config.data_dir.join("users.json"));
+    let db = UserDb::open(&path, mcp_daemon::auth::setup::BCRYPT_COST)?;
+    match action {
+        UserCommand::Add {
+            username,
+            roles,
+            password_stdin,
+        } => {
+            let password = if *password_stdin {
+                let mut line = String::new();
+                std::io::stdin().read_line(&mut line)?;
+                line.trim_end_matches(['\r', '\n']).to_string()
+            } else {
+                mcp_daemon::auth::keys::random_token()[..24].to_string()
+            };
+            db.add(username, &password, roles)?;
+            if *password_stdin {
+                println!("added {username}");
+            } else {
+                println!("added {username} with the password: {password}");
+            }
+        }
+        UserCommand::List => {
+            for u in db.list()? {
+                println!("{}\t{}", u.username, u.roles.join(","));
+            }
+        }
+        UserCommand::Remove { username } => {
+            db.remove(username)?;
+            println!("removed {username}");
+        }
+    }
+    Ok(())
 }
 
 /// SIGHUP re-reads the MCP config file; clients get `notifications/*/list_changed`.

@@ -110,6 +110,12 @@ pub struct ToolSpec {
     /// `{"taskSupport": "forbidden" | "optional" | "required"}` (tasks extension).
     #[serde(default)]
     pub execution: Option<Value>,
+    /// Scopes a caller's token needs (all of them) to see and call the tool.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// Roles the caller needs (any one of them) to see and call the tool.
+    #[serde(default)]
+    pub roles: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use parking_lot::RwLock;
 use serde_json::{Map, Value, json};
 
+use crate::auth::scope::Access;
 use crate::runtime::{Function, builtin};
 pub use file::ConfigFile;
 pub use template::UriTemplate;
@@ -61,6 +62,8 @@ pub struct ToolDef {
     pub output_validator: Option<jsonschema::Validator>,
     pub function: Arc<dyn Function>,
     pub setting: Value,
+    /// Who may see and call it (scopes, roles); open when both are empty.
+    pub access: Access,
 }
 
 pub struct ResourceDef {
@@ -417,6 +420,10 @@ fn tool_def(
         }
     };
     Ok(ToolDef {
+        access: Access {
+            scopes: spec.scopes,
+            roles: spec.roles,
+        },
         name: spec.name,
         task_support,
         listing: Value::Object(listing),

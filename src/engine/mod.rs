@@ -17,7 +17,7 @@ mod registry;
 pub mod request_state;
 mod resources;
 pub mod tasks;
-mod tools;
+pub mod tools;
 pub mod topics;
 
 use std::collections::HashMap;
@@ -67,6 +67,9 @@ pub struct Backends {
     pub sessions: Arc<dyn SessionStore>,
     pub events: Arc<dyn EventLog>,
     pub bus: Arc<dyn Bus>,
+    /// OAuth codes, clients, refresh families and revocations (used by `auth`, kept here so
+    /// it is chosen with the other state backends).
+    pub auth: Arc<dyn crate::state::AuthStore>,
     pub clock: Arc<dyn Clock>,
 }
 
@@ -294,6 +297,7 @@ impl Engine {
             },
             "tools/list" => tools::list(
                 &catalog,
+                &call.principal,
                 params,
                 self.settings.page_size,
                 self.version(call),

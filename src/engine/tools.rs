@@ -10,6 +10,7 @@ use std::sync::Arc;
 use tokio::sync::oneshot;
 
 use super::tasks;
+use crate::auth::Principal;
 use crate::catalog::{Catalog, TaskSupport, ToolDef};
 use crate::protocol::{ProtocolVersion, Request, RpcError};
 use crate::runtime::{ClientRequestError, Ctx, TaskLink};
@@ -17,6 +18,7 @@ use crate::runtime::{FunctionError, Output};
 
 pub fn list(
     catalog: &Catalog,
+    principal: &Principal,
     params: &Value,
     page_size: usize,
     version: Option<ProtocolVersion>,
@@ -25,6 +27,7 @@ pub fn list(
     let items: Vec<Value> = catalog
         .tools
         .iter()
+        .filter(|t| principal.may_use(&t.access))
         .map(|t| {
             let mut listing = t.listing.clone();
             if !structured && let Some(obj) = listing.as_object_mut() {
@@ -47,8 +50,11 @@ pub async fn call(
     cancel: &CancellationToken,
 ) -> Result<Value, RpcError> {
     let name = str_param(params, "name")?;
+    // A tool the caller may not use does not exist for them (the HTTP transports answer a
+    // missing scope with 403 before getting here, so the client can ask for it).
     let tool = catalog
         .tool(name)
+        .filter(|t| call.principal.may_use(&t.access))
         .ok_or_else(|| RpcError::invalid_params(format!("Unknown tool: {name}")))?;
     let args = match params.get("arguments") {
         None | Some(Value::Null) => json!({}),
@@ -198,5 +204,28 @@ fn shape(tool: &ToolDef, output: Result<Output, FunctionError>) -> Value {
             "tool {} declares an outputSchema but returned no structured content",
             tool.name
         )),
+    }
+}
+
+/// The scopes a `tools/call` needs when the caller's token lacks some of them (every scope of
+/// the tool plus the base scope, for one 403 challenge), else `None` — including for tools
+/// hidden by role, which answer "Unknown tool" like tools that do not exist.
+pub fn scope_challenge(
+    catalog: &Catalog,
+    principal: &Principal,
+    req: &Request,
+) -> Option<Vec<String>> {
+    if req.method != "tools/call" || !principal.authenticated || principal.is_admin() {
+        return None;
+    }
+    let name = req.params.as_ref()?.get("name")?.as_str()?;
+    let tool = catalog.tool(name)?;
+    match tool.access.missing(principal)? {
+        crate::auth::scope::Missing::Scopes(_) => {
+            let mut needed = vec![crate::auth::scope::BASE_SCOPE.to_string()];
+            needed.extend(tool.access.scopes.iter().cloned());
+            Some(needed)
+        }
+        crate::auth::scope::Missing::Role => None,
     }
 }

@@ -3,10 +3,13 @@
 //! implementations (`redis/`) plug in behind the same traits, so nothing above this layer
 //! changes.
 
+pub mod auth_store;
 pub mod memory;
 pub mod redis;
 mod types;
 
+#[cfg(test)]
+mod auth_testsuite;
 #[cfg(test)]
 mod testsuite;
 
@@ -16,6 +19,7 @@ use async_trait::async_trait;
 use futures::stream::BoxStream;
 use serde_json::Value;
 
+pub use auth_store::{AuthRecord, AuthStore, Rotation};
 pub use types::{
     Event, JsonText, LogLevel, ReplayFrom, SessionId, SessionRecord, StreamKey, TransportKind,
 };

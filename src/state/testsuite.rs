@@ -321,6 +321,13 @@ mod on_redis {
     }
 
     #[tokio::test]
+    async fn redis_auth_store_meets_the_contract() {
+        let server = RedisServer::start();
+        let b = backends(&server, 60_000, EventLogLimits::default()).await;
+        crate::state::auth_testsuite::auth_store_contract(b.auth).await;
+    }
+
+    #[tokio::test]
     async fn redis_bus_meets_the_contract() {
         let server = RedisServer::start();
         let b = backends(&server, 60_000, EventLogLimits::default()).await;

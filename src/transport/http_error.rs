@@ -1,7 +1,7 @@
 //! The one place where transport and state errors become HTTP responses: a status plus a
 //! JSON-RPC error body. 5xx bodies never carry internals; the cause is logged.
 
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::protocol::{RequestId, Response as RpcResponse, RpcError, codes};
@@ -12,6 +12,8 @@ pub struct HttpError {
     pub status: StatusCode,
     pub error: RpcError,
     pub id: Option<RequestId>,
+    /// `WWW-Authenticate` of a 401/403 (RFC 6750 §3).
+    pub challenge: Option<String>,
 }
 
 impl HttpError {
@@ -20,6 +22,7 @@ impl HttpError {
             status,
             error: RpcError::new(code, message),
             id: None,
+            challenge: None,
         }
     }
     pub fn from_rpc(status: StatusCode, rpc: RpcResponse) -> Self {
@@ -28,6 +31,7 @@ impl HttpError {
                 status,
                 error,
                 id: rpc.id,
+                challenge: None,
             },
             Ok(_) => Self::new(status, codes::SERVER_ERROR, "Bad Request"),
         }
@@ -61,6 +65,13 @@ impl HttpError {
             codes::SERVER_ERROR,
             format!("Forbidden: {}", message.into()),
         )
+    }
+    /// 401 (no or bad token) or 403 (insufficient scope) with its `WWW-Authenticate` challenge.
+    pub fn auth(status: StatusCode, challenge: String, message: impl Into<String>) -> Self {
+        Self {
+            challenge: Some(challenge),
+            ..Self::new(status, codes::SERVER_ERROR, message)
+        }
     }
     pub fn too_large(limit: usize) -> Self {
         Self::new(
@@ -99,11 +110,15 @@ impl From<StateError> for HttpError {
 impl IntoResponse for HttpError {
     fn into_response(self) -> Response {
         let body = RpcResponse::err(self.id, self.error).to_json();
-        (
+        let mut resp = (
             self.status,
             [(header::CONTENT_TYPE, "application/json")],
             body,
         )
-            .into_response()
+            .into_response();
+        if let Some(c) = self.challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
+            resp.headers_mut().insert(header::WWW_AUTHENTICATE, c);
+        }
+        resp
     }
 }

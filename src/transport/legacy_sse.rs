@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use axum::Extension;
 use axum::body::Body;
-use axum::extract::{Query, State};
+use axum::extract::{OriginalUri, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::Deserialize;
@@ -18,6 +18,7 @@ use super::http::{accepted, accepts, find_session, not_acceptable, read_body, re
 use super::http_error::HttpError;
 use super::sse::{self, SseOptions};
 use crate::auth::Principal;
+use crate::auth::http::guard::check_tool_scopes;
 use crate::engine::Engine;
 use crate::protocol::jsonrpc;
 use crate::protocol::{Message, Request, Response as RpcResponse};
@@ -111,6 +112,7 @@ pub async fn messages_post(
     State(state): State<HttpState>,
     Extension(principal): Extension<Principal>,
     Query(q): Query<SessionQuery>,
+    OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, HttpError> {
@@ -129,6 +131,9 @@ pub async fn messages_post(
     let bytes = read_body(&state, &headers, body).await?;
     let message = jsonrpc::parse_single(&bytes, state.settings.max_json_depth)
         .map_err(|e| HttpError::from_rpc(StatusCode::BAD_REQUEST, e))?;
+    if let Message::Request(req) = &message {
+        check_tool_scopes(&state, &principal, &headers, uri.path(), req)?;
+    }
     let engine = state.engine.clone();
     let key = StreamKey::new(&session.id, StreamKey::LEGACY_SSE_STREAM);
     match message {

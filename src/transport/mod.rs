@@ -17,6 +17,7 @@ pub mod streamable_http;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::auth::oauth::AuthServer;
 use crate::engine::Engine;
 use crate::ops::origin::OriginPolicy;
 
@@ -35,4 +36,6 @@ pub struct HttpSettings {
 pub struct HttpState {
     pub engine: Arc<Engine>,
     pub settings: Arc<HttpSettings>,
+    /// Authentication: the bearer guard and the built-in authorization server.
+    pub auth: Arc<AuthServer>,
 }

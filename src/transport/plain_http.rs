@@ -3,7 +3,7 @@
 
 use axum::Extension;
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{OriginalUri, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 
@@ -11,12 +11,14 @@ use super::HttpState;
 use super::http::{accepted, json_response, read_body, require_json};
 use super::http_error::HttpError;
 use crate::auth::Principal;
+use crate::auth::http::guard::check_tool_scopes;
 use crate::engine::Call;
 use crate::protocol::{Message, jsonrpc};
 
 pub async fn http_post(
     State(state): State<HttpState>,
     Extension(principal): Extension<Principal>,
+    OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, HttpError> {
@@ -26,6 +28,7 @@ pub async fn http_post(
         .map_err(|e| HttpError::from_rpc(StatusCode::BAD_REQUEST, e))?;
     match message {
         Message::Request(req) => {
+            check_tool_scopes(&state, &principal, &headers, uri.path(), &req)?;
             let call = Call::legacy(principal, None, None);
             match state.engine.handle_request(call, req).await {
                 Some(resp) => Ok(json_response(&resp.to_value(), None)),

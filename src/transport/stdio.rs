@@ -18,6 +18,7 @@ use crate::state::{SessionRecord, TransportKind};
 /// Serves one client over the given reader/writer until the reader ends.
 pub async fn serve<R, W>(
     engine: Arc<Engine>,
+    principal: Principal,
     input: R,
     output: W,
     max_line: usize,
@@ -30,7 +31,6 @@ where
     let (out_tx, out_rx) = mpsc::channel::<Value>(256);
     let writer = tokio::spawn(write_lines(output, out_rx));
     let mut lines = FramedRead::new(input, LinesCodec::new_with_max_length(max_line));
-    let principal = Principal::anonymous();
     let mut session: Option<SessionRecord> = None;
     let mut notifier: Option<JoinHandle<()>> = None;
 

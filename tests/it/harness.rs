@@ -70,7 +70,7 @@ impl TestServer {
         let engine = app::build_engine(&config, clock)
             .await
             .expect("config loads");
-        let state = app::http_state(&config, engine.clone());
+        let state = app::http_state(&config, engine.clone()).expect("auth builds");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = oneshot::channel::<()>();

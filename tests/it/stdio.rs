@@ -18,7 +18,14 @@ async fn in_process_round_trip_with_progress_and_notifications() {
         .unwrap();
     let (client_in, server_in) = tokio::io::duplex(64 * 1024);
     let (server_out, client_out) = tokio::io::duplex(64 * 1024);
-    let server = tokio::spawn(stdio::serve(engine, server_in, server_out, 1 << 20, 64));
+    let server = tokio::spawn(stdio::serve(
+        engine,
+        mcp_daemon::auth::Principal::anonymous(),
+        server_in,
+        server_out,
+        1 << 20,
+        64,
+    ));
     let mut w = client_in;
     let mut lines = BufReader::new(client_out).lines();
     let mut send = async |v: Value| {

@@ -46,6 +46,27 @@ impl Keys {
         format!("{}:bus:{}", self.prefix, topic)
     }
 
+    /// An OAuth record: `code` (by hash) or `client` (by id).
+    pub fn auth_record(&self, kind: &str, key: &str) -> String {
+        format!("{}:oa:{kind}:{key}", self.prefix)
+    }
+
+    /// A refresh-token family (hash: gen, rotated_at, grant). Its revocation markers share its
+    /// hash tag, so one `EXISTS` checks a token and its family even on a cluster.
+    pub fn refresh_family(&self, family: &str) -> String {
+        format!("{}:rf:{{{family}}}", self.prefix)
+    }
+
+    /// Set while a whole family is revoked.
+    pub fn revoked_family(&self, family: &str) -> String {
+        format!("{}:rv:{{{family}}}", self.prefix)
+    }
+
+    /// Set while one access token (`jti`) is revoked.
+    pub fn revoked_token(&self, family: &str, jti: &str) -> String {
+        format!("{}:rv:{{{family}}}:{jti}", self.prefix)
+    }
+
     /// The pattern every key of this deployment matches (for operators and tests).
     pub fn all(&self) -> String {
         format!("{}:*", self.prefix)

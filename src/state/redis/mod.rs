@@ -2,6 +2,7 @@
 //! on a single Redis or a Redis Cluster. Key layout in `keys.rs`, multi-step operations in the
 //! Lua scripts of the top-level `redis/scripts/` folder.
 
+mod auth_store;
 mod bus;
 mod conn;
 mod event_log;
@@ -12,6 +13,7 @@ mod session_store;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use auth_store::RedisAuthStore;
 pub use bus::RedisBus;
 pub use event_log::RedisEventLog;
 pub use session_store::RedisSessionStore;
@@ -41,6 +43,7 @@ pub struct RedisBackends {
     pub sessions: Arc<RedisSessionStore>,
     pub events: Arc<RedisEventLog>,
     pub bus: Arc<RedisBus>,
+    pub auth: Arc<RedisAuthStore>,
 }
 
 /// Connects (failing when Redis cannot be reached within the timeout) and starts the node's
@@ -74,6 +77,7 @@ pub async fn connect(
             ttl_ms,
             settings.limits,
         )),
+        auth: Arc::new(RedisAuthStore::new(redis.clone(), keys.clone())),
         bus: Arc::new(RedisBus::new(redis, hub, keys)),
     })
 }

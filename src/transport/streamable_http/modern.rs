@@ -52,6 +52,7 @@ fn rpc_error(status: StatusCode, req: &Request, error: RpcError) -> HttpError {
         status,
         error,
         id: Some(req.id.clone()),
+        challenge: None,
     }
 }
 

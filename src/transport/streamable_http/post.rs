@@ -3,12 +3,13 @@
 
 use axum::Extension;
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{OriginalUri, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 
 use super::{exchange, modern};
 use crate::auth::Principal;
+use crate::auth::http::guard::check_tool_scopes;
 use crate::protocol::jsonrpc::{self, Incoming};
 use crate::protocol::{Message, Request, Response as RpcResponse};
 use crate::state::{SessionRecord, TransportKind};
@@ -22,6 +23,7 @@ use crate::transport::http_error::HttpError;
 pub async fn mcp_post(
     State(state): State<HttpState>,
     Extension(principal): Extension<Principal>,
+    OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, HttpError> {
@@ -38,6 +40,19 @@ pub async fn mcp_post(
     // Era routing (spec digest "suggested era router"): a session means legacy; modern `_meta`
     // or a non-legacy version header without a session means the stateless era.
     let sessionless = header_str(&headers, SESSION_HEADER).is_none();
+    match &incoming {
+        Incoming::Single(Message::Request(r)) => {
+            check_tool_scopes(&state, &principal, &headers, uri.path(), r)?;
+        }
+        Incoming::Batch(items) => {
+            for r in items.iter().flatten() {
+                if let Message::Request(r) = r {
+                    check_tool_scopes(&state, &principal, &headers, uri.path(), r)?;
+                }
+            }
+        }
+        _ => {}
+    }
     let incoming = match incoming {
         Incoming::Single(message) if sessionless && modern::is_modern(&headers, &message) => {
             return modern::handle(&state, principal, &headers, message).await;

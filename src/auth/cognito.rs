@@ -1,0 +1,254 @@
+//! Amazon Cognito as the identity source: Cognito access and id tokens are checked against
+//! the user pool's JWKS (cached; refetched when an unknown `kid` appears, at most once per
+//! `REFETCH_MS`), and the login page signs people in through Cognito's `InitiateAuth`
+//! (USER_PASSWORD_AUTH), so MCP clients keep talking to our authorization server.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use parking_lot::RwLock;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::auth::keys::SigningKeys;
+use crate::auth::token::TokenError;
+use crate::clock::Clock;
+
+/// Least time between two JWKS fetches, so a flood of made-up `kid`s cannot make us hammer
+/// Cognito.
+const REFETCH_MS: u64 = 60_000;
+const TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Clone)]
+pub struct CognitoSettings {
+    pub issuer: String,
+    pub jwks_url: String,
+    /// The IdP API (`https://cognito-idp.<region>.amazonaws.com/`).
+    pub endpoint: String,
+    /// App client ids whose tokens are accepted; the first one signs people in.
+    pub client_ids: Vec<String>,
+    pub client_secret: Option<String>,
+}
+
+/// Who a Cognito token names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CognitoIdentity {
+    pub subject: String,
+    pub groups: Vec<String>,
+    /// Scopes of an access token, resource-server prefixes (`<id>/`) removed.
+    pub scopes: Vec<String>,
+    pub client_id: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SignInError {
+    #[error("wrong user name or password")]
+    Refused,
+    #[error("Cognito asks for {0} first; finish it in Cognito")]
+    Challenge(String),
+    #[error("Cognito cannot be reached: {0}")]
+    Unavailable(String),
+}
+
+#[derive(Deserialize)]
+struct Claims {
+    iss: String,
+    sub: String,
+    exp: u64,
+    token_use: String,
+    #[serde(default)]
+    client_id: Option<String>,
+    #[serde(default)]
+    aud: Option<String>,
+    #[serde(default)]
+    scope: Option<String>,
+    #[serde(default, rename = "cognito:groups")]
+    groups: Vec<String>,
+}
+
+pub struct Cognito {
+    settings: CognitoSettings,
+    http: reqwest::Client,
+    keys: RwLock<HashMap<String, DecodingKey>>,
+    /// When the JWKS was last fetched (ms); a tokio mutex so one fetch runs at a time.
+    fetched_at: tokio::sync::Mutex<Option<u64>>,
+    clock: Arc<dyn Clock>,
+}
+
+impl Cognito {
+    pub fn new(settings: CognitoSettings, clock: Arc<dyn Clock>) -> Result<Self, String> {
+        let http = reqwest::Client::builder()
+            .timeout(TIMEOUT)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| e.to_string())?;
+        Ok(Self {
+            settings,
+            http,
+            keys: RwLock::new(HashMap::new()),
+            fetched_at: tokio::sync::Mutex::new(None),
+            clock,
+        })
+    }
+
+    /// Whether a token looks like one of Cognito's (RS256 with a `kid`): lets the guard try
+    /// our own keys first without decoding twice.
+    pub fn looks_like(token: &str, ours: &SigningKeys) -> bool {
+        jsonwebtoken::decode_header(token).is_ok_and(|h| {
+            h.alg == Algorithm::RS256 && h.kid.as_deref().is_some_and(|k| ours.by_kid(k).is_none())
+        })
+    }
+
+    async fn key(&self, kid: &str) -> Result<DecodingKey, TokenError> {
+        if let Some(k) = self.keys.read().get(kid) {
+            return Ok(k.clone());
+        }
+        let mut fetched = self.fetched_at.lock().await;
+        if let Some(k) = self.keys.read().get(kid) {
+            return Ok(k.clone());
+        }
+        let now = self.clock.now_ms();
+        if fetched.is_some_and(|at| now.saturating_sub(at) < REFETCH_MS) {
+            return Err(TokenError::Invalid);
+        }
+        *fetched = Some(now);
+        let set: JwkSet = async {
+            self.http
+                .get(&self.settings.jwks_url)
+                .send()
+                .await?
+                .error_for_status()?
+                .json()
+                .await
+        }
+        .await
+        .map_err(|e| {
+            tracing::warn!(error = %e, url = %self.settings.jwks_url, "cannot fetch the Cognito JWKS");
+            TokenError::Invalid
+        })?;
+        let mut keys = HashMap::new();
+        for jwk in &set.keys {
+            if let (Some(id), Ok(k)) = (jwk.common.key_id.clone(), DecodingKey::from_jwk(jwk)) {
+                keys.insert(id, k);
+            }
+        }
+        tracing::info!(keys = keys.len(), "Cognito JWKS loaded");
+        *self.keys.write() = keys;
+        self.keys
+            .read()
+            .get(kid)
+            .cloned()
+            .ok_or(TokenError::Invalid)
+    }
+
+    /// Checks a Cognito access or id token: RS256 signature by the pool, `iss`, `exp`,
+    /// `token_use`, and `client_id` (access) or `aud` (id) among the allowed app clients.
+    pub async fn verify(&self, token: &str) -> Result<CognitoIdentity, TokenError> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Invalid)?;
+        let kid = header.kid.ok_or(TokenError::Invalid)?;
+        let key = self.key(&kid).await?;
+        let mut v = Validation::new(Algorithm::RS256);
+        v.validate_exp = false;
+        v.validate_aud = false;
+        v.required_spec_claims.clear();
+        let c: Claims = jsonwebtoken::decode(token, &key, &v)
+            .map_err(|_| TokenError::Invalid)?
+            .claims;
+        if c.exp <= self.clock.now_ms() / 1000 {
+            return Err(TokenError::Expired);
+        }
+        if c.iss != self.settings.issuer {
+            return Err(TokenError::Issuer);
+        }
+        let client = match c.token_use.as_str() {
+            "access" => c.client_id,
+            "id" => c.aud,
+            _ => None,
+        }
+        .filter(|id| self.settings.client_ids.contains(id))
+        .ok_or(TokenError::Audience)?;
+        let scopes = c
+            .scope
+            .as_deref()
+            .unwrap_or("")
+            .split(' ')
+            .filter(|s| !s.is_empty())
+            .map(|s| s.rsplit('/').next().unwrap_or(s).to_string())
+            .collect();
+        Ok(CognitoIdentity {
+            subject: c.sub,
+            groups: c.groups,
+            scopes,
+            client_id: client,
+        })
+    }
+
+    /// Signs a person in with user name and password (the login page in cognito mode).
+    pub async fn sign_in(
+        &self,
+        username: &str,
+        password: &str,
+    ) -> Result<CognitoIdentity, SignInError> {
+        let client_id = self
+            .settings
+            .client_ids
+            .first()
+            .ok_or_else(|| SignInError::Unavailable("no app client configured".into()))?;
+        let mut params = json!({"USERNAME": username, "PASSWORD": password});
+        if let Some(secret) = &self.settings.client_secret {
+            params["SECRET_HASH"] = json!(secret_hash(secret, username, client_id));
+        }
+        let body = json!({"AuthFlow": "USER_PASSWORD_AUTH", "ClientId": client_id, "AuthParameters": params});
+        let resp = self
+            .http
+            .post(&self.settings.endpoint)
+            .header("Content-Type", "application/x-amz-json-1.1")
+            .header(
+                "X-Amz-Target",
+                "AWSCognitoIdentityProviderService.InitiateAuth",
+            )
+            .body(body.to_string())
+            .send()
+            .await
+            .map_err(|e| SignInError::Unavailable(e.to_string()))?;
+        let status = resp.status();
+        let answer: Value = resp
+            .json()
+            .await
+            .map_err(|e| SignInError::Unavailable(e.to_string()))?;
+        if status.is_client_error() {
+            return Err(SignInError::Refused);
+        }
+        if !status.is_success() {
+            return Err(SignInError::Unavailable(format!(
+                "InitiateAuth answered {status}"
+            )));
+        }
+        if let Some(challenge) = answer.get("ChallengeName").and_then(Value::as_str) {
+            return Err(SignInError::Challenge(challenge.to_string()));
+        }
+        let id_token = answer
+            .pointer("/AuthenticationResult/IdToken")
+            .and_then(Value::as_str)
+            .ok_or_else(|| SignInError::Unavailable("InitiateAuth returned no IdToken".into()))?;
+        self.verify(id_token).await.map_err(|e| {
+            SignInError::Unavailable(format!("the IdToken Cognito returned does not verify: {e}"))
+        })
+    }
+}
+
+/// `SECRET_HASH` of app clients with a secret: Base64(HMAC-SHA256(secret, username + client)).
+fn secret_hash(secret: &str, username: &str, client_id: &str) -> String {
+    use hmac::{Hmac, KeyInit, Mac};
+    let Ok(mut m) = <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(secret.as_bytes()) else {
+        return String::new();
+    };
+    m.update(username.as_bytes());
+    m.update(client_id.as_bytes());
+    STANDARD.encode(m.finalize().into_bytes())
+}

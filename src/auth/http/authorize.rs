@@ -1,0 +1,305 @@
+//! `/authorize` (RFC 6749 §4.1.1 with PKCE, RFC 8707 resource, RFC 9207 `iss`): the request
+//! is validated, then the person signs in (`/authorize/login`) and approves
+//! (`/authorize/consent`); the pending request travels sealed in the pages, bound to a
+//! `__Host-` CSRF cookie. Test mode (`OAUTH_TEST_USER`) approves at once for a named user.
+
+use axum::Form;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::{Deserialize, Serialize};
+
+use super::pages::{self, Ask, CSRF_COOKIE};
+use super::{issuer, scopes_supported};
+use crate::auth::keys::{digest, random_token, same};
+use crate::auth::oauth::authorize::{
+    AuthRequest, AuthorizeError, error_redirect, redirect_to, validate,
+};
+use crate::auth::oauth::grants::issue_code;
+use crate::auth::oauth::seal::{open, seal};
+use crate::auth::oauth::{AuthServer, OAuthError};
+use crate::transport::HttpState;
+
+/// How long a person has to sign in and approve.
+const PAGE_TTL_S: u64 = 600;
+
+#[derive(Serialize, Deserialize)]
+struct Pending {
+    req: AuthRequest,
+    /// Digest of the CSRF cookie this request belongs to.
+    csrf: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Approving {
+    req: AuthRequest,
+    csrf: String,
+    subject: String,
+    roles: Vec<String>,
+}
+
+pub async fn authorize_get(
+    State(state): State<HttpState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let auth = &state.auth;
+    if !auth.enabled() {
+        return pages::error(
+            StatusCode::NOT_FOUND,
+            "authentication is not enabled on this server",
+        );
+    }
+    let params: Vec<(String, String)> =
+        url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+            .into_owned()
+            .collect();
+    let iss = issuer(&state, &headers);
+    let (req, _client) = match validate(auth, &params, &iss, &scopes_supported(&state)).await {
+        Ok(v) => v,
+        Err(e) => return refuse(e, &iss),
+    };
+    if let Some(user) = &auth.settings.test_user {
+        let roles = match &auth.users {
+            Some(db) => match db.find(user) {
+                Ok(Some(u)) => u.roles,
+                _ => {
+                    return pages::error(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "the test user does not exist",
+                    );
+                }
+            },
+            None => Vec::new(),
+        };
+        return finish(auth, &req, user, &roles, StatusCode::FOUND).await;
+    }
+    let csrf = random_token();
+    let sealed = seal(
+        &auth.keys,
+        "authorize",
+        &Pending {
+            req: req.clone(),
+            csrf: digest(&csrf),
+        },
+        auth.now_s() + PAGE_TTL_S,
+    );
+    let ask = Ask {
+        client_name: &req.client_name,
+        redirect_uri: &req.redirect_uri,
+        scopes: &req.scopes,
+    };
+    with_cookie(pages::login(&sealed, &csrf, &ask, None), &csrf)
+}
+
+fn refuse(e: AuthorizeError, iss: &str) -> Response {
+    match e {
+        AuthorizeError::Page(e) => pages::error(StatusCode::BAD_REQUEST, &e.to_string()),
+        AuthorizeError::Redirect {
+            error,
+            redirect_uri,
+            state,
+        } => Redirect::to(&error_redirect(
+            &redirect_uri,
+            &error,
+            state.as_deref(),
+            iss,
+        ))
+        .into_response(),
+    }
+}
+
+/// Issues the code and sends the browser back with `code`, `state` and `iss`.
+async fn finish(
+    auth: &AuthServer,
+    req: &AuthRequest,
+    subject: &str,
+    roles: &[String],
+    status: StatusCode,
+) -> Response {
+    let code = match issue_code(auth, req, subject, roles).await {
+        Ok(c) => c,
+        Err(e) => return e.into_response(),
+    };
+    let mut pairs = vec![("code", code.as_str())];
+    if let Some(s) = &req.state {
+        pairs.push(("state", s));
+    }
+    pairs.push(("iss", &req.issuer));
+    let target = redirect_to(&req.redirect_uri, &pairs);
+    let mut resp = status.into_response();
+    if let Ok(v) = HeaderValue::from_str(&target) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    super::error::no_store(&mut resp);
+    resp
+}
+
+fn with_cookie(mut resp: Response, csrf: &str) -> Response {
+    let cookie = format!(
+        "{CSRF_COOKIE}={csrf}; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age={PAGE_TTL_S}"
+    );
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        resp.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    resp
+}
+
+/// The CSRF value of the request: the cookie must equal the form field, and the sealed
+/// request must have been issued for that cookie.
+fn csrf_ok(headers: &HeaderMap, form_csrf: &str, sealed_digest: &str) -> bool {
+    let cookie = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(k, _)| *k == CSRF_COOKIE)
+        .map(|(_, v)| v);
+    cookie.is_some_and(|c| {
+        same(c.as_bytes(), form_csrf.as_bytes())
+            && same(digest(c).as_bytes(), sealed_digest.as_bytes())
+    })
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    request: String,
+    csrf: String,
+    username: String,
+    password: String,
+}
+
+pub async fn login_post(
+    State(state): State<HttpState>,
+    headers: HeaderMap,
+    Form(form): Form<LoginForm>,
+) -> Response {
+    let auth = state.auth.clone();
+    let Some(pending) = open::<Pending>(&auth.keys, "authorize", &form.request, auth.now_s())
+    else {
+        return pages::error(
+            StatusCode::BAD_REQUEST,
+            "this sign-in expired or was changed; start again",
+        );
+    };
+    if !csrf_ok(&headers, &form.csrf, &pending.csrf) {
+        return pages::error(
+            StatusCode::FORBIDDEN,
+            "the sign-in form did not come from this browser session",
+        );
+    }
+    let ask = Ask {
+        client_name: &pending.req.client_name,
+        redirect_uri: &pending.req.redirect_uri,
+        scopes: &pending.req.scopes,
+    };
+    let (subject, roles) = match sign_in(&auth, &form.username, &form.password).await {
+        Ok(who) => who,
+        Err(SignIn::Refused(why)) => {
+            tracing::info!(user = %form.username, "sign-in refused");
+            return pages::login(&form.request, &form.csrf, &ask, Some(&why));
+        }
+        Err(SignIn::Failed(why)) => {
+            tracing::error!(error = %why, "sign-in failed");
+            return pages::error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "sign-in is unavailable; try again later",
+            );
+        }
+    };
+    let sealed = seal(
+        &auth.keys,
+        "consent",
+        &Approving {
+            req: pending.req.clone(),
+            csrf: pending.csrf.clone(),
+            subject: subject.clone(),
+            roles,
+        },
+        auth.now_s() + PAGE_TTL_S,
+    );
+    pages::consent(&sealed, &form.csrf, &ask, &form.username)
+}
+
+enum SignIn {
+    Refused(String),
+    Failed(String),
+}
+
+/// Checks a user name and password against the configured identity source.
+async fn sign_in(
+    auth: &std::sync::Arc<AuthServer>,
+    user: &str,
+    password: &str,
+) -> Result<(String, Vec<String>), SignIn> {
+    if let Some(cognito) = &auth.cognito {
+        return match cognito.sign_in(user, password).await {
+            Ok(id) => Ok((id.subject, id.groups)),
+            Err(crate::auth::cognito::SignInError::Unavailable(e)) => Err(SignIn::Failed(e)),
+            Err(e) => Err(SignIn::Refused(e.to_string())),
+        };
+    }
+    let Some(db) = auth.users.clone() else {
+        return Err(SignIn::Failed("no user source is configured".into()));
+    };
+    let (user, password) = (user.to_string(), password.to_string());
+    // bcrypt is slow on purpose: keep it off the async workers.
+    match tokio::task::spawn_blocking(move || db.verify(&user, &password)).await {
+        Ok(Ok(Some(u))) => Ok((u.username, u.roles)),
+        Ok(Ok(None)) => Err(SignIn::Refused("wrong user name or password".into())),
+        Ok(Err(e)) => Err(SignIn::Failed(e.to_string())),
+        Err(e) => Err(SignIn::Failed(e.to_string())),
+    }
+}
+
+/// Checks a user name and password for `/auth/login` (same sources as the login page).
+pub async fn check_password(
+    auth: &std::sync::Arc<AuthServer>,
+    user: &str,
+    password: &str,
+) -> Result<Option<(String, Vec<String>)>, String> {
+    match sign_in(auth, user, password).await {
+        Ok(who) => Ok(Some(who)),
+        Err(SignIn::Refused(_)) => Ok(None),
+        Err(SignIn::Failed(e)) => Err(e),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct ConsentForm {
+    grant: String,
+    csrf: String,
+    decision: String,
+}
+
+pub async fn consent_post(
+    State(state): State<HttpState>,
+    headers: HeaderMap,
+    Form(form): Form<ConsentForm>,
+) -> Response {
+    let auth = &state.auth;
+    let Some(a) = open::<Approving>(&auth.keys, "consent", &form.grant, auth.now_s()) else {
+        return pages::error(
+            StatusCode::BAD_REQUEST,
+            "this sign-in expired or was changed; start again",
+        );
+    };
+    if !csrf_ok(&headers, &form.csrf, &a.csrf) {
+        return pages::error(
+            StatusCode::FORBIDDEN,
+            "the consent form did not come from this browser session",
+        );
+    }
+    if form.decision != "approve" {
+        tracing::info!(client = %a.req.client_id, subject = %a.subject, "consent denied");
+        let target = error_redirect(
+            &a.req.redirect_uri,
+            &OAuthError::AccessDenied,
+            a.req.state.as_deref(),
+            &a.req.issuer,
+        );
+        return Redirect::to(&target).into_response();
+    }
+    finish(auth, &a.req, &a.subject, &a.roles, StatusCode::SEE_OTHER).await
+}

@@ -1,0 +1,266 @@
+//! The resource server: every request to an MCP endpoint (`/mcp`, `/sse`, `/messages`,
+//! `/http`, with or without an endpoint id) must carry `Authorization: Bearer` with a token
+//! issued by us for this resource (or by the configured Cognito pool), not expired, not
+//! revoked, with the base scope. Anything else is a 401 whose `WWW-Authenticate` points at the
+//! protected resource metadata, or a 403 naming the scopes needed.
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::issuer;
+use crate::auth::cognito::Cognito;
+use crate::auth::keys::same;
+use crate::auth::scope::{self, ADMIN_ROLE, BASE_SCOPE};
+use crate::auth::token::{self, TokenError};
+use crate::auth::{AuthProvider, Principal};
+use crate::transport::HttpState;
+use crate::transport::http::valid_endpoint_id;
+use crate::transport::http_error::HttpError;
+
+/// The MCP endpoint a path belongs to, as the resource path its tokens are for
+/// (`/x/messages` belongs to `/x/sse`). `None`: not an MCP endpoint (public).
+pub fn resource_path(path: &str) -> Option<String> {
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let (prefix, last) = match segments.as_slice() {
+        [last] => (String::new(), *last),
+        [id, last] if valid_endpoint_id(id) => (format!("/{id}"), *last),
+        _ => return None,
+    };
+    let endpoint = match last {
+        "mcp" | "sse" | "http" => last,
+        "messages" => "sse",
+        _ => return None,
+    };
+    Some(format!("{prefix}/{endpoint}"))
+}
+
+/// Attaches the caller's `Principal`, refusing MCP requests that are not authenticated.
+pub async fn authenticate(
+    State(state): State<HttpState>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let resource = resource_path(req.uri().path());
+    let (Some(resource), true) = (resource, state.auth.enabled()) else {
+        req.extensions_mut().insert(Principal::anonymous());
+        return next.run(req).await;
+    };
+    let base = issuer(&state, req.headers());
+    let challenge = Challenge {
+        metadata: format!("{base}/.well-known/oauth-protected-resource{resource}"),
+    };
+    if req
+        .uri()
+        .query()
+        .is_some_and(|q| q.split('&').any(|p| p.starts_with("access_token=")))
+    {
+        drain(req, state.settings.max_body_bytes).await;
+        return HttpError::bad_request(
+            "access tokens are accepted only in the Authorization header",
+        )
+        .into_response();
+    }
+    let refusal = match bearer(req.headers()) {
+        None => challenge.unauthorized(None),
+        Some(token) => {
+            let audiences = [base.clone(), format!("{base}{resource}")];
+            match identify(&state, token, &base, &audiences).await {
+                Ok(p) if !p.is_admin() && !scope::has(&p.scopes, BASE_SCOPE) => {
+                    challenge.insufficient(&[BASE_SCOPE.to_string()])
+                }
+                Ok(p) => {
+                    req.extensions_mut().insert(p);
+                    return next.run(req).await;
+                }
+                Err(Refusal::Token(e)) => challenge.unauthorized(Some(&e.to_string())),
+                Err(Refusal::Revoked) => challenge.unauthorized(Some("the token has been revoked")),
+                Err(Refusal::Backend(e)) => e,
+            }
+        }
+    };
+    drain(req, state.settings.max_body_bytes).await;
+    refusal.into_response()
+}
+
+/// Reads (and drops) the body of a refused request. Answering before the client finished
+/// sending makes hyper close the connection without `Connection: close`, and every OAuth
+/// client's first request is exactly such a refusal; the next one on the pooled connection
+/// would then fail. Bodies past the size limit are not read: that connection closes.
+async fn drain(req: Request, limit: usize) {
+    let _ = axum::body::to_bytes(req.into_body(), limit).await;
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = v.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+enum Refusal {
+    Token(TokenError),
+    Revoked,
+    Backend(HttpError),
+}
+
+/// Who a bearer token names: the static admin token, one of our JWTs, or a Cognito token.
+async fn identify(
+    state: &HttpState,
+    token: &str,
+    base: &str,
+    audiences: &[String],
+) -> Result<Principal, Refusal> {
+    let auth = &state.auth;
+    if let Some(admin) = &auth.settings.admin_static_token
+        && same(admin.as_bytes(), token.as_bytes())
+    {
+        tracing::info!("request authenticated with ADMIN_STATIC_TOKEN");
+        return Ok(Principal {
+            subject: "admin-static-token".into(),
+            scopes: vec![BASE_SCOPE.to_string()],
+            roles: vec![ADMIN_ROLE.to_string()],
+            client_id: None,
+            authenticated: true,
+        });
+    }
+    if let Some(cognito) = &auth.cognito
+        && Cognito::looks_like(token, &auth.keys)
+    {
+        let id = cognito.verify(token).await.map_err(Refusal::Token)?;
+        let mut scopes = vec![BASE_SCOPE.to_string()];
+        scopes.extend(id.scopes);
+        return Ok(Principal {
+            subject: id.subject,
+            scopes,
+            roles: id.groups,
+            client_id: Some(id.client_id),
+            authenticated: true,
+        });
+    }
+    let claims =
+        token::verify(&auth.keys, token, auth.now_s(), base, audiences).map_err(Refusal::Token)?;
+    let revoked = auth
+        .store
+        .is_revoked(&claims.sid, &claims.jti)
+        .await
+        .map_err(|e| Refusal::Backend(e.into()))?;
+    if revoked {
+        return Err(Refusal::Revoked);
+    }
+    Ok(Principal {
+        subject: claims.sub,
+        scopes: scope::parse(&claims.scope),
+        roles: claims.roles,
+        client_id: Some(claims.client_id),
+        authenticated: true,
+    })
+}
+
+/// Builds RFC 6750 §3 challenges that point at the protected resource metadata.
+pub struct Challenge {
+    pub metadata: String,
+}
+
+impl Challenge {
+    /// 401: no token (no `error`, RFC 6750 §3.1) or a bad one (`invalid_token`).
+    pub fn unauthorized(&self, problem: Option<&str>) -> HttpError {
+        let mut c = format!(
+            "Bearer resource_metadata=\"{}\", scope=\"{BASE_SCOPE}\"",
+            self.metadata
+        );
+        if let Some(p) = problem {
+            c.push_str(&format!(
+                ", error=\"invalid_token\", error_description=\"{p}\""
+            ));
+        }
+        let message = problem.map_or("Unauthorized: a bearer token is required".into(), |p| {
+            format!("Unauthorized: {p}")
+        });
+        HttpError::auth(StatusCode::UNAUTHORIZED, c, message)
+    }
+
+    /// 403 `insufficient_scope` naming every scope the operation needs, in one challenge.
+    pub fn insufficient(&self, needed: &[String]) -> HttpError {
+        let scopes = scope::join(needed);
+        let c = format!(
+            "Bearer error=\"insufficient_scope\", scope=\"{scopes}\", resource_metadata=\"{}\", error_description=\"this operation needs the scopes: {scopes}\"",
+            self.metadata
+        );
+        HttpError::auth(
+            StatusCode::FORBIDDEN,
+            c,
+            format!("Forbidden: this operation needs the scopes {scopes}"),
+        )
+    }
+}
+
+/// The challenge for a request to `path` (for the 403 of a tool call).
+pub fn challenge_for(state: &HttpState, headers: &HeaderMap, path: &str) -> Challenge {
+    let base = issuer(state, headers);
+    let resource = resource_path(path).unwrap_or_else(|| "/mcp".into());
+    Challenge {
+        metadata: format!("{base}/.well-known/oauth-protected-resource{resource}"),
+    }
+}
+
+/// 403 for a `tools/call` whose tool needs scopes the token lacks, naming all of them so the
+/// client can ask for them in one step-up (spec §Scope Challenge Handling).
+pub fn check_tool_scopes(
+    state: &HttpState,
+    principal: &Principal,
+    headers: &HeaderMap,
+    path: &str,
+    req: &crate::protocol::Request,
+) -> Result<(), HttpError> {
+    if !principal.authenticated || req.method != "tools/call" {
+        return Ok(());
+    }
+    let catalog = state.engine.catalog();
+    match crate::engine::tools::scope_challenge(&catalog, principal, req) {
+        None => Ok(()),
+        Some(needed) => {
+            tracing::info!(subject = %principal.subject, scopes = %scope::join(&needed), "tool call needs more scopes");
+            let mut e = challenge_for(state, headers, path).insufficient(&needed);
+            e.id = Some(req.id.clone());
+            Err(e)
+        }
+    }
+}
+
+/// Whether the provider in use issues or accepts tokens (for start-up logs).
+pub fn describe(p: AuthProvider) -> &'static str {
+    match p {
+        AuthProvider::None => "off: every caller is anonymous",
+        AuthProvider::Local => "local users, built-in OAuth 2.1 authorization server",
+        AuthProvider::Cognito => {
+            "Cognito tokens, built-in OAuth 2.1 authorization server signing in through Cognito"
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mcp_paths_name_their_resource() {
+        assert_eq!(resource_path("/mcp").as_deref(), Some("/mcp"));
+        assert_eq!(resource_path("/team/mcp").as_deref(), Some("/team/mcp"));
+        assert_eq!(resource_path("/messages/").as_deref(), Some("/sse"));
+        assert_eq!(
+            resource_path("/team/messages").as_deref(),
+            Some("/team/sse")
+        );
+        assert_eq!(resource_path("/http").as_deref(), Some("/http"));
+        assert_eq!(resource_path("/health"), None);
+        assert_eq!(
+            resource_path("/.well-known/oauth-protected-resource/mcp"),
+            None
+        );
+        assert_eq!(resource_path("/token"), None);
+    }
+}

@@ -1,0 +1,73 @@
+//! The HTTP side of authentication: the bearer guard in front of the MCP endpoints, the
+//! metadata documents, the authorization server's endpoints and its pages. Handlers parse,
+//! call `auth::oauth`, and shape the answer; OAuth errors become responses in `error.rs`.
+
+pub mod authorize;
+pub mod error;
+pub mod guard;
+pub mod login;
+pub mod metadata;
+pub mod pages;
+pub mod token;
+
+use axum::Router;
+use axum::http::{HeaderMap, header};
+use axum::routing::{get, post};
+
+use crate::auth::scope::BASE_SCOPE;
+use crate::transport::HttpState;
+
+/// The routes of the authorization server and the metadata documents (all public).
+pub fn routes() -> Router<HttpState> {
+    Router::new()
+        .route(
+            "/.well-known/oauth-protected-resource",
+            get(metadata::protected_resource_root),
+        )
+        .route(
+            "/.well-known/oauth-protected-resource/{*path}",
+            get(metadata::protected_resource_path),
+        )
+        .route(
+            "/.well-known/oauth-authorization-server",
+            get(metadata::authorization_server),
+        )
+        .route(
+            "/.well-known/openid-configuration",
+            get(metadata::authorization_server),
+        )
+        .route("/authorize", get(authorize::authorize_get))
+        .route("/authorize/login", post(authorize::login_post))
+        .route("/authorize/consent", post(authorize::consent_post))
+        .route("/token", post(token::token_post))
+        .route("/register", post(token::register_post))
+        .route("/revoke", post(token::revoke_post))
+        .route("/auth/login", post(login::auth_login_post))
+}
+
+/// The issuer and resource base: `PUBLIC_URL`, else `http://<Host>` of the request (the Host
+/// header has passed the Host/Origin check by then).
+pub fn issuer(state: &HttpState, headers: &HeaderMap) -> String {
+    if let Some(u) = &state.auth.settings.public_url {
+        return u.clone();
+    }
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("localhost")
+        .to_ascii_lowercase();
+    format!("http://{host}")
+}
+
+/// `scopes_supported`: the base scope and every scope a tool asks for.
+pub fn scopes_supported(state: &HttpState) -> Vec<String> {
+    let mut out = vec![BASE_SCOPE.to_string()];
+    for t in &state.engine.catalog().tools {
+        for s in &t.access.scopes {
+            if !out.contains(s) {
+                out.push(s.clone());
+            }
+        }
+    }
+    out
+}
