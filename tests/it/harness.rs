@@ -45,6 +45,21 @@ impl McpHttp {
             .unwrap();
         Self { base, http }
     }
+
+    /// The same server, every request carrying `Authorization: Bearer <token>`.
+    pub fn with_token(&self, token: &str) -> Self {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert("authorization", format!("Bearer {token}").parse().unwrap());
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(0)
+            .default_headers(headers)
+            .build()
+            .unwrap();
+        Self {
+            base: self.base.clone(),
+            http,
+        }
+    }
 }
 
 impl Drop for TestServer {

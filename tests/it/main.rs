@@ -6,6 +6,8 @@
 mod harness;
 mod nodes;
 
+mod auth;
+mod auth_attacks;
 mod cluster;
 mod errors;
 mod faults;

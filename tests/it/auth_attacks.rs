@@ -1,0 +1,457 @@
+//! One test per attack on the authorization server and the resource server: each is refused
+//! with the right status, and nothing leaks or changes (the victim's grant and session still
+//! work afterwards).
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::{Value, json};
+
+use crate::auth::{
+    ADMIN_PASSWORD, AuthServer, REDIRECT, V, access, param, ping_status, pkce, query_of,
+};
+
+async fn error_of(r: reqwest::Response) -> (u16, String) {
+    let status = r.status().as_u16();
+    let v: Value = r.json().await.unwrap();
+    (status, v["error"].as_str().unwrap_or_default().to_string())
+}
+
+#[tokio::test]
+async fn wrong_code_verifier_is_refused_and_burns_the_code() {
+    let s = AuthServer::start("admin").await;
+    let client = s.oauth.register(REDIRECT).await;
+    let p = pkce();
+    let code = s.oauth.code(&client, &p, &[]).await;
+    let other = pkce();
+    assert_eq!(
+        error_of(s.oauth.exchange(&client, &code, &other.verifier).await).await,
+        (400, "invalid_grant".into())
+    );
+    // The code was single use even though the attempt failed: the right verifier is too late.
+    assert_eq!(
+        error_of(s.oauth.exchange(&client, &code, &p.verifier).await).await,
+        (400, "invalid_grant".into())
+    );
+    let missing = s
+        .oauth
+        .token(&[
+            ("grant_type", "authorization_code"),
+            ("code", "x"),
+            ("client_id", &client),
+            ("redirect_uri", REDIRECT),
+        ])
+        .await;
+    assert_eq!(error_of(missing).await.0, 400);
+}
+
+#[tokio::test]
+async fn a_reused_code_is_refused() {
+    let s = AuthServer::start("admin").await;
+    let client = s.oauth.register(REDIRECT).await;
+    let p = pkce();
+    let code = s.oauth.code(&client, &p, &[]).await;
+    let (first, second) = tokio::join!(
+        s.oauth.exchange(&client, &code, &p.verifier),
+        s.oauth.exchange(&client, &code, &p.verifier)
+    );
+    let mut statuses = [first.status().as_u16(), second.status().as_u16()];
+    statuses.sort();
+    assert_eq!(statuses, [200, 400], "exactly one exchange of a code wins");
+    assert_eq!(
+        error_of(s.oauth.exchange(&client, &code, &p.verifier).await).await,
+        (400, "invalid_grant".into())
+    );
+}
+
+#[tokio::test]
+async fn plain_or_missing_pkce_is_refused_with_state_and_iss() {
+    let s = AuthServer::start("admin").await;
+    let client = s.oauth.register(REDIRECT).await;
+    let p = pkce();
+    for extra in [
+        vec![
+            ("code_challenge_method", "plain"),
+            ("code_challenge", p.verifier.as_str()),
+        ],
+        vec![("code_challenge_method", "")],
+        vec![("code_challenge", "")],
+    ] {
+        let r = s.oauth.authorize(&client, &p, &extra).await;
+        assert_eq!(r.status(), 303, "{extra:?}");
+        let pairs = query_of(r.headers()["location"].to_str().unwrap());
+        assert_eq!(param(&pairs, "error"), Some("invalid_request"), "{extra:?}");
+        assert_eq!(param(&pairs, "state"), Some("st-123"));
+        assert_eq!(param(&pairs, "iss"), Some(s.base.as_str()));
+        assert_eq!(param(&pairs, "code"), None);
+    }
+}
+
+#[tokio::test]
+async fn a_changed_redirect_uri_at_the_token_endpoint_is_refused() {
+    let s = AuthServer::start("admin").await;
+    let client = s.oauth.register(REDIRECT).await;
+    let p = pkce();
+    // Loopback redirects match on any port at /authorize (RFC 8252 §7.3)...
+    let other_port = "http://127.0.0.1:6111/callback";
+    let code = s
+        .oauth
+        .code(&client, &p, &[("redirect_uri", other_port)])
+        .await;
+    // ...but /token must present the one the code was issued for.
+    let r = s
+        .oauth
+        .token(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", &p.verifier),
+            ("client_id", &client),
+        ])
+        .await;
+    assert_eq!(error_of(r).await, (400, "invalid_grant".into()));
+}
+
+#[tokio::test]
+async fn an_unregistered_redirect_is_never_redirected_to() {
+    let s = AuthServer::start("admin").await;
+    let client = s.oauth.register(REDIRECT).await;
+    let p = pkce();
+    for evil in [
+        "https://evil.example/callback",
+        "http://127.0.0.1:5999/other",
+        "http://localhost:5999/callback",
+    ] {
+        let r = s
+            .oauth
+            .authorize(&client, &p, &[("redirect_uri", evil)])
+            .await;
+        assert_eq!(r.status(), 400, "{evil}");
+        assert!(r.headers().get("location").is_none());
+        assert!(
+            r.text()
+                .await
+                .unwrap()
+                .contains("redirect_uri is not registered")
+        );
+    }
+    let unknown = s.oauth.authorize("mcp-nobody", &p, &[]).await;
+    assert_eq!(unknown.status(), 400);
+    assert!(unknown.headers().get("location").is_none());
+    let reg = s.oauth.http.post(s.url("/register"))
+        .json(&json!({"redirect_uris": ["http://evil.example/cb"], "token_endpoint_auth_method": "none"}))
+        .send().await.unwrap();
+    assert_eq!(error_of(reg).await, (400, "invalid_redirect_uri".into()));
+    let js = s
+        .oauth
+        .http
+        .post(s.url("/register"))
+        .json(&json!({"redirect_uris": ["javascript:alert(1)"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_of(js).await.1, "invalid_redirect_uri");
+}
+
+#[tokio::test]
+async fn a_token_for_another_resource_or_server_is_refused() {
+    let s = AuthServer::start("admin").await;
+    let team_b = format!("{}/team-b/mcp", s.base);
+    let (_, t) = s.oauth.sign_in(&[("resource", &team_b)]).await;
+    let (status, challenge) = ping_status(&s.with_token(access(&t))).await;
+    assert_eq!(status, 401, "a token for /team-b/mcp does not open /mcp");
+    assert!(challenge.unwrap().contains("another resource"));
+    let r = s.with_token(access(&t)).http.post(s.url("/team-b/mcp"))
+        .header("content-type", "application/json").header("accept", "application/json, text/event-stream")
+        .body(json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": V,
+            "capabilities": {}, "clientInfo": {"name": "x", "version": "1"}}}).to_string())
+        .send().await.unwrap();
+    assert_eq!(r.status(), 200, "it opens the resource it was issued for");
+    // The code is bound to its resource: /token cannot swap it for another.
+    let client = s.oauth.register(REDIRECT).await;
+    let p = pkce();
+    let code = s.oauth.code(&client, &p, &[("resource", &team_b)]).await;
+    let swapped = s.oauth.exchange(&client, &code, &p.verifier).await;
+    assert_eq!(error_of(swapped).await, (400, "invalid_target".into()));
+    // A resource this server does not serve is refused at /authorize (RFC 8707 invalid_target).
+    let foreign = s
+        .oauth
+        .authorize(
+            &client,
+            &pkce(),
+            &[("resource", "https://api.other.example/mcp")],
+        )
+        .await;
+    let pairs = query_of(foreign.headers()["location"].to_str().unwrap());
+    assert_eq!(param(&pairs, "error"), Some("invalid_target"));
+    // A token signed by another server (another key) is refused.
+    let other = AuthServer::start("admin").await;
+    let (_, ot) = other.oauth.sign_in(&[]).await;
+    assert_eq!(ping_status(&s.with_token(access(&ot))).await.0, 401);
+}
+
+#[tokio::test]
+async fn alg_none_and_forged_tokens_are_refused() {
+    let s = AuthServer::start("admin").await;
+    let (_, t) = s.oauth.sign_in(&[]).await;
+    let parts: Vec<&str> = access(&t).split('.').collect();
+    let mut claims: Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
+    for header in [
+        json!({"alg": "none", "typ": "JWT"}),
+        json!({"alg": "none"}),
+        json!({"alg": "HS512", "kid": "x"}),
+    ] {
+        let h = URL_SAFE_NO_PAD.encode(header.to_string());
+        let forged = format!("{h}.{}.", parts[1]);
+        assert_eq!(ping_status(&s.with_token(&forged)).await.0, 401, "{header}");
+    }
+    claims["sub"] = json!("bob");
+    let body = URL_SAFE_NO_PAD.encode(claims.to_string());
+    let swapped = format!("{}.{body}.{}", parts[0], parts[2]);
+    assert_eq!(
+        ping_status(&s.with_token(&swapped)).await.0,
+        401,
+        "changed claims break the signature"
+    );
+    assert_eq!(ping_status(&s.with_token("not-a-jwt")).await.0, 401);
+    // Tokens only in the header: a query parameter is refused outright.
+    let q = s
+        .http
+        .post(s.url(&format!("/mcp?access_token={}", access(&t))))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(q.status(), 400);
+}
+
+#[tokio::test]
+async fn an_expired_token_is_refused() {
+    let s = AuthServer::start("admin").await;
+    let (client, t) = s.oauth.sign_in(&[]).await;
+    assert_eq!(ping_status(&s.with_token(access(&t))).await.0, 200);
+    s.clock.advance_ms(3_600_000);
+    let (status, challenge) = ping_status(&s.with_token(access(&t))).await;
+    assert_eq!(status, 401);
+    assert!(
+        challenge
+            .unwrap()
+            .contains("error=\"invalid_token\", error_description=\"the token has expired\"")
+    );
+    // The refresh token still gets a fresh one.
+    let r: Value = s
+        .oauth
+        .refresh(&client, t["refresh_token"].as_str().unwrap())
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ping_status(&s.with_token(access(&r))).await.0, 200);
+}
+
+#[tokio::test]
+async fn a_revoked_token_is_refused_and_others_are_not() {
+    let s = AuthServer::start("admin").await;
+    let (client, t) = s.oauth.sign_in(&[]).await;
+    let (_, other) = s.oauth.sign_in(&[]).await;
+    // Revoking needs the owning client: another client's attempt changes nothing.
+    let stranger = s.oauth.register(REDIRECT).await;
+    let r = s
+        .oauth
+        .http
+        .post(s.url("/revoke"))
+        .form(&[("token", access(&t)), ("client_id", &stranger)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(ping_status(&s.with_token(access(&t))).await.0, 200);
+    let r = s
+        .oauth
+        .http
+        .post(s.url("/revoke"))
+        .form(&[("token", access(&t)), ("client_id", &client)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let (status, challenge) = ping_status(&s.with_token(access(&t))).await;
+    assert_eq!(status, 401);
+    assert!(challenge.unwrap().contains("revoked"));
+    assert_eq!(
+        ping_status(&s.with_token(access(&other))).await.0,
+        200,
+        "other grants live on"
+    );
+    // Revoking the refresh token ends the grant: its refresh and its access tokens.
+    let fresh: Value = s
+        .oauth
+        .refresh(&client, t["refresh_token"].as_str().unwrap())
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ping_status(&s.with_token(access(&fresh))).await.0, 200);
+    s.oauth
+        .http
+        .post(s.url("/revoke"))
+        .form(&[
+            ("token", fresh["refresh_token"].as_str().unwrap()),
+            ("client_id", &client),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ping_status(&s.with_token(access(&fresh))).await.0, 401);
+    let again = s
+        .oauth
+        .refresh(&client, fresh["refresh_token"].as_str().unwrap())
+        .await;
+    assert_eq!(error_of(again).await, (400, "invalid_grant".into()));
+}
+
+#[tokio::test]
+async fn a_reused_refresh_token_revokes_its_family() {
+    let s = AuthServer::start("admin").await;
+    let (client, t) = s.oauth.sign_in(&[]).await;
+    let old = t["refresh_token"].as_str().unwrap();
+    let next: Value = s.oauth.refresh(&client, old).await.json().await.unwrap();
+    s.clock.advance_ms(11_000); // past the grace window for concurrent refreshes
+    let reuse = s.oauth.refresh(&client, old).await;
+    assert_eq!(error_of(reuse).await, (400, "invalid_grant".into()));
+    // The thief's replay ended the family: the legitimate holder's newer tokens are dead too.
+    let legit = s
+        .oauth
+        .refresh(&client, next["refresh_token"].as_str().unwrap())
+        .await;
+    assert_eq!(error_of(legit).await, (400, "invalid_grant".into()));
+    assert_eq!(ping_status(&s.with_token(access(&next))).await.0, 401);
+    // Another client cannot use someone's refresh token at all.
+    let (victim_client, v) = s.oauth.sign_in(&[]).await;
+    let thief = s.oauth.register(REDIRECT).await;
+    let stolen = s
+        .oauth
+        .refresh(&thief, v["refresh_token"].as_str().unwrap())
+        .await;
+    assert_eq!(error_of(stolen).await, (400, "invalid_grant".into()));
+    assert_eq!(
+        s.oauth
+            .refresh(&victim_client, v["refresh_token"].as_str().unwrap())
+            .await
+            .status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn another_users_session_id_is_not_found() {
+    let s = AuthServer::start("admin").await;
+    let alice = s.with_token(&s.oauth.login("alice", "alice-password").await);
+    let bob = s.with_token(&s.oauth.login("bob", "bob-password").await);
+    let sid = alice.initialize(V, json!({})).await;
+    let stolen = bob
+        .post(
+            Some(&sid),
+            &json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+            "params": {"name": "hello", "arguments": {"name": "x"}}}),
+        )
+        .await;
+    assert_eq!(stolen.status(), 404);
+    let get = bob
+        .http
+        .get(bob.url("/mcp"))
+        .header("mcp-session-id", &sid)
+        .header("accept", "text/event-stream")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(get.status(), 404);
+    let del = bob.delete_session(&sid).await;
+    assert_eq!(del.status(), 404);
+    // Alice's session is untouched.
+    let r = alice
+        .call_tool(&sid, "add_numbers", json!({"a": 1, "b": 1}))
+        .await;
+    assert_eq!(r["content"][0]["text"], "2");
+    let wrong = s
+        .oauth
+        .http
+        .post(s.url("/auth/login"))
+        .json(&json!({"username": "alice", "password": "bob-password"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    let _ = ADMIN_PASSWORD;
+}
+
+#[tokio::test]
+async fn a_metadata_document_url_at_a_private_address_is_not_fetched() {
+    let s = AuthServer::start("admin").await;
+    let p = pkce();
+    for client in [
+        "https://127.0.0.1/client.json",
+        "https://localhost:8443/client.json",
+        "https://169.254.169.254/latest/meta-data/client.json",
+        "https://10.0.0.8/client.json",
+        "https://[::1]/client.json",
+        "http://93.184.216.34/client.json",
+    ] {
+        let r = s.oauth.authorize(client, &p, &[]).await;
+        assert_eq!(r.status(), 400, "{client}");
+        assert!(r.headers().get("location").is_none());
+        let page = r.text().await.unwrap();
+        assert!(
+            page.contains("non-public address") || page.contains("https"),
+            "{client}: {page}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_oversized_or_malformed_registration_is_refused_and_stores_nothing() {
+    let s = AuthServer::start("admin").await;
+    let huge = json!({"redirect_uris": [REDIRECT], "client_name": "x".repeat(20_000)});
+    let r = s
+        .oauth
+        .http
+        .post(s.url("/register"))
+        .json(&huge)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error"],
+        "invalid_client_metadata"
+    );
+    let many: Vec<String> = (0..11).map(|i| format!("http://127.0.0.1/{i}")).collect();
+    let r = s
+        .oauth
+        .http
+        .post(s.url("/register"))
+        .json(&json!({"redirect_uris": many}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_of(r).await, (400, "invalid_redirect_uri".into()));
+    let r = s
+        .oauth
+        .http
+        .post(s.url("/register"))
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_of(r).await, (400, "invalid_client_metadata".into()));
+    let r = s
+        .oauth
+        .http
+        .post(s.url("/register"))
+        .json(&json!({"redirect_uris": [REDIRECT], "grant_types": ["implicit"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_of(r).await, (400, "invalid_client_metadata".into()));
+    assert_eq!(s.engine.backends.sessions.count().await.unwrap(), Some(0));
+}
