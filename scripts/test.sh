@@ -26,6 +26,9 @@ command -v curl >/dev/null || apt_install curl
 # starts its own on free ports; it never touches one already running on 6379).
 command -v redis-server >/dev/null || apt_install redis-server
 command -v redis-cli >/dev/null || apt_install redis-tools
+# Headless Chromium and its driver for the browser test of the OAuth login and consent pages.
+command -v chromium >/dev/null || apt_install chromium
+command -v chromedriver >/dev/null || apt_install chromium-driver
 if command -v rustup >/dev/null && ! rustup component list --installed 2>/dev/null | grep -q '^clippy'; then
   rustup component add clippy rustfmt
 fi

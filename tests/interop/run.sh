@@ -3,11 +3,13 @@
 #
 #   bash tests/interop/run.sh
 #
-# Idempotent: installs the Python SDK into .tooling/venv and the TypeScript SDKs (v1
-# @modelcontextprotocol/sdk, v2 @modelcontextprotocol/client) into .tooling/node (both
-# ignored project-local folders), skipping either install when its pinned requirements are
-# already in place. Then runs pytest and node's test runner, and exits non-zero if anything
-# failed.
+# Idempotent: installs the Python SDK (with selenium, moto and boto3 for the auth tests) into
+# .tooling/venv and the TypeScript SDKs (v1 @modelcontextprotocol/sdk, v2
+# @modelcontextprotocol/client) into .tooling/node (both ignored project-local folders), and
+# Debian's chromium + chromium-driver for the browser test of the login and consent pages,
+# skipping each install when it is already in place. Then runs pytest and node's test runner,
+# and exits non-zero if anything failed. Screenshots of the auth pages are kept in
+# target/test-artifacts/auth-pages/.
 #
 # Both suites cover the handshake era (initialize, sessions) and the 2026-07-28 stateless era
 # (server/discover, per-request _meta, input-required results) on the same daemon: the Python
@@ -53,6 +55,19 @@ ensure_python() {
   echo "$want" >"$stamp"
 }
 
+# ---------------------------------------------------------------- chromium + chromedriver (test_browser.py)
+ensure_chromium() {
+  local missing=()
+  command -v chromium >/dev/null || missing+=(chromium)
+  command -v chromedriver >/dev/null || missing+=(chromium-driver)
+  if (( ${#missing[@]} == 0 )); then
+    return 0
+  fi
+  log "installing ${missing[*]} (Debian packages; browser test of the login and consent pages)"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
 # ---------------------------------------------------------------- node + @modelcontextprotocol/{sdk,client}
 ensure_node() {
   local want stamp="$NODE_DIR/.interop-installed"
@@ -78,6 +93,7 @@ ensure_node() {
 }
 
 ensure_python
+ensure_chromium
 ensure_node
 
 # ---------------------------------------------------------------- daemon binary
@@ -97,6 +113,8 @@ log "python: $("$VENV/bin/python" -m pip show mcp 2>/dev/null | sed -n 's/^Versi
   "typescript: @modelcontextprotocol/sdk $(npm_version @modelcontextprotocol/sdk)," \
   "@modelcontextprotocol/client $(npm_version @modelcontextprotocol/client)," \
   "node $(node --version)"
+log "auth tests: $("$VENV/bin/python" -m pip show selenium moto boto3 2>/dev/null | sed -n 's/^Version: //p' \
+  | paste -sd' ' | awk '{print "selenium " $1 ", moto " $2 ", boto3 " $3}'), $(chromium --version 2>/dev/null | cut -d' ' -f1-2)"
 
 REPORTS="$(mktemp -d "${TMPDIR:-/tmp}/mcp-interop.XXXXXX")"
 trap 'rm -rf "$REPORTS"' EXIT

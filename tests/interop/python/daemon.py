@@ -1,7 +1,9 @@
 """Start/stop helpers for the mcp-daemon binary under test.
 
 Every daemon gets its own free port, its own stderr log file, and is polled on
-GET /health until it answers 200 (10 s budget).
+GET /health until it answers 200 (10 s budget). It runs in its log directory (a
+pytest temporary folder), so nothing it writes relative to its working directory
+(such as the default `./data`) lands in the checkout.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -36,6 +39,29 @@ _DAEMON_ENV_KNOBS = (
     "CLIENT_REQUEST_TIMEOUT_SECS",
     "PAGE_SIZE",
     "LOG_FORMAT",
+    # Authentication (tests that want it pass flags; the shell must not turn it on for others).
+    "AUTH_PROVIDER",
+    "PUBLIC_URL",
+    "DATA_DIR",
+    "JWT_SECRET_KEY",
+    "JWT_PREVIOUS_KEYS",
+    "ACCESS_TOKEN_EXP",
+    "LOCAL_USER_FILE",
+    "ADMIN_USERNAME",
+    "ADMIN_PASSWORD",
+    "ADMIN_STATIC_TOKEN",
+    "OAUTH_TEST_USER",
+    "CIMD_ALLOW_PRIVATE",
+    "OAUTH_CLIENTS_FILE",
+    "COGNITO_USER_POOL_ID",
+    "COGNITO_REGION",
+    "COGNITO_APP_CLIENT_ID",
+    "COGNITO_APP_SECRET",
+    "COGNITO_JWKS_URL",
+    "COGNITO_ISSUER",
+    "COGNITO_ENDPOINT",
+    "AWS_REGION",
+    "REGION_NAME",
 )
 
 
@@ -66,11 +92,25 @@ def daemon_env() -> dict[str, str]:
 
 
 class Daemon:
-    """One mcp-daemon process in HTTP mode."""
+    """One mcp-daemon process in HTTP mode.
 
-    def __init__(self, name: str, log_dir: Path, config: Path | None = None) -> None:
+    `args` are appended to the command line (e.g. `["--auth-provider", "local", ...]`) and
+    `env` is laid over the scrubbed environment.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        log_dir: Path,
+        config: Path | None = None,
+        args: Sequence[str] = (),
+        env: Mapping[str, str] | None = None,
+    ) -> None:
         self.name = name
         self.config = config
+        self.extra_args = list(args)
+        self.extra_env = dict(env or {})
+        self.log_dir = log_dir
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log_path = log_dir / f"{name}.stderr.log"
@@ -93,10 +133,18 @@ class Daemon:
             if not self.config.is_file():
                 raise RuntimeError(f"daemon config file missing: {self.config}")
             args += ["--config", str(self.config)]
+        args += self.extra_args
+        env = daemon_env()
+        env.update(self.extra_env)
         log = open(self.log_path, "wb")  # noqa: SIM115 - owned by the child for its lifetime
         try:
             self.proc = subprocess.Popen(
-                args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log, env=daemon_env()
+                args,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+                env=env,
+                cwd=self.log_dir,
             )
         finally:
             log.close()

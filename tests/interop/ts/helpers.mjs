@@ -17,6 +17,11 @@ const NODE_MODULES =
   process.env.MCP_INTEROP_NODE_MODULES ?? path.join(REPO_ROOT, '.tooling', 'node', 'node_modules');
 const SDK_ROOT = path.join(NODE_MODULES, '@modelcontextprotocol', 'sdk');
 
+/** Path of a file inside an installed package (e.g. `nodeModulePath('mcp-remote', 'package.json')`). */
+export function nodeModulePath(...parts) {
+  return path.join(NODE_MODULES, ...parts);
+}
+
 function sdk(subpath) {
   return import(pathToFileURL(path.join(SDK_ROOT, 'dist', 'esm', subpath)).href);
 }
@@ -25,6 +30,8 @@ export const SDK_VERSION = JSON.parse(fs.readFileSync(path.join(SDK_ROOT, 'packa
 export const { Client } = await sdk('client/index.js');
 export const { StreamableHTTPClientTransport } = await sdk('client/streamableHttp.js');
 export const { SSEClientTransport } = await sdk('client/sse.js');
+export const { StdioClientTransport } = await sdk('client/stdio.js');
+export const { UnauthorizedError } = await sdk('client/auth.js');
 export const types = await sdk('types.js');
 
 export const TRANSPORTS = ['streamable_http', 'sse'];
@@ -48,6 +55,28 @@ const DAEMON_ENV_KNOBS = [
   'CLIENT_REQUEST_TIMEOUT_SECS',
   'PAGE_SIZE',
   'LOG_FORMAT',
+  // auth (tests pass what they want as flags)
+  'AUTH_PROVIDER',
+  'PUBLIC_URL',
+  'DATA_DIR',
+  'JWT_SECRET_KEY',
+  'ACCESS_TOKEN_EXP',
+  'LOCAL_USER_FILE',
+  'ADMIN_USERNAME',
+  'ADMIN_PASSWORD',
+  'ADMIN_STATIC_TOKEN',
+  'OAUTH_TEST_USER',
+  'CIMD_ALLOW_PRIVATE',
+  'OAUTH_CLIENTS_FILE',
+  'COGNITO_USER_POOL_ID',
+  'COGNITO_REGION',
+  'COGNITO_APP_CLIENT_ID',
+  'COGNITO_APP_SECRET',
+  'COGNITO_JWKS_URL',
+  'COGNITO_ISSUER',
+  'COGNITO_ENDPOINT',
+  'AWS_REGION',
+  'REGION_NAME',
 ];
 
 export function daemonBin() {
@@ -74,9 +103,11 @@ export function freePort() {
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 export class Daemon {
-  constructor(name, { config } = {}) {
+  /** `args`: extra command-line flags (e.g. the auth settings of the OAuth tests). */
+  constructor(name, { config, args = [] } = {}) {
     this.name = name;
     this.config = config;
+    this.extraArgs = args;
     this.logDir = fs.mkdtempSync(path.join(os.tmpdir(), `mcp-interop-ts-${name}-`));
     this.logPath = path.join(this.logDir, 'stderr.log');
     this.proc = null;
@@ -105,10 +136,12 @@ export class Daemon {
       if (!fs.existsSync(this.config)) throw new Error(`daemon config file missing: ${this.config}`);
       args.push('--config', this.config);
     }
+    args.push(...this.extraArgs);
     const env = { ...process.env, RUST_BACKTRACE: process.env.RUST_BACKTRACE ?? '1' };
     for (const knob of DAEMON_ENV_KNOBS) delete env[knob];
     const logFd = fs.openSync(this.logPath, 'w');
-    this.proc = spawn(bin, args, { stdio: ['ignore', 'ignore', logFd], env });
+    // cwd: its temp folder, so nothing written relative to it (the default ./data) lands in the checkout.
+    this.proc = spawn(bin, args, { stdio: ['ignore', 'ignore', logFd], env, cwd: this.logDir });
     fs.closeSync(logFd);
     this.proc.on('exit', (code, signal) => {
       this.exitCode = code ?? signal;
