@@ -32,6 +32,8 @@ async fn main() -> ExitCode {
 }
 
 async fn run() -> anyhow::Result<()> {
+    // reqwest (JWKS and client metadata fetches) needs one TLS crypto provider per process.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let config = Config::parse();
     telemetry::init(config.log_format, &config.log_level);
     match &config.command {
@@ -84,6 +86,7 @@ fn check_config(config: &Config) -> anyhow::Result<()> {
     let catalog = Catalog::load(config.config_file.as_deref())?;
     let report = serde_json::json!({
         "valid": valid.is_ok(),
+        "auth": config.auth(),
         "config": config.effective(),
         "catalog": {
             "tools": catalog.tools.iter().map(|t| t.name.clone()).collect::<Vec<_>>(),

@@ -77,6 +77,8 @@ impl AuthServer {
 #[derive(Clone)]
 pub struct OAuth {
     pub base: String,
+    /// The issuer and resource origin (`PUBLIC_URL`; by default the server's own URL).
+    pub issuer: String,
     pub http: reqwest::Client,
 }
 
@@ -108,10 +110,18 @@ pub fn param<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
 }
 
 impl OAuth {
+    pub fn with_issuer(base: &str, issuer: &str) -> Self {
+        Self {
+            issuer: issuer.to_string(),
+            ..Self::new(base)
+        }
+    }
+
     pub fn new(base: &str) -> Self {
         Self {
             base: base.to_string(),
-            http: reqwest::Client::builder()
+            issuer: base.to_string(),
+            http: crate::harness::http_client()
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .unwrap(),
@@ -143,7 +153,7 @@ impl OAuth {
         pkce: &Pkce,
         extra: &[(&str, &str)],
     ) -> reqwest::Response {
-        let resource = format!("{}/mcp", self.base);
+        let resource = format!("{}/mcp", self.issuer);
         let mut params: Vec<(&str, &str)> = vec![
             ("response_type", "code"),
             ("client_id", client),
@@ -175,7 +185,7 @@ impl OAuth {
         assert_eq!(param(&pairs, "state"), Some("st-123"));
         assert_eq!(
             param(&pairs, "iss"),
-            Some(self.base.as_str()),
+            Some(self.issuer.as_str()),
             "RFC 9207 iss"
         );
         assert_eq!(pairs.iter().filter(|(k, _)| k == "code").count(), 1);
@@ -192,7 +202,7 @@ impl OAuth {
     }
 
     pub async fn exchange(&self, client: &str, code: &str, verifier: &str) -> reqwest::Response {
-        self.exchange_for(client, code, verifier, &format!("{}/mcp", self.base))
+        self.exchange_for(client, code, verifier, &format!("{}/mcp", self.issuer))
             .await
     }
 
@@ -219,7 +229,7 @@ impl OAuth {
         let client = self.register(REDIRECT).await;
         let p = pkce();
         let code = self.code(&client, &p, extra).await;
-        let default = format!("{}/mcp", self.base);
+        let default = format!("{}/mcp", self.issuer);
         let resource = param_of(extra, "resource").unwrap_or(&default);
         let r = self
             .exchange_for(&client, &code, &p.verifier, resource)

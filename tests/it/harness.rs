@@ -37,12 +37,16 @@ pub struct McpHttp {
     pub http: reqwest::Client,
 }
 
+/// A reqwest builder for tests. reqwest's TLS uses the process-wide rustls provider that the
+/// daemon installs; a test that builds a client before any server started needs it too.
+pub fn http_client() -> reqwest::ClientBuilder {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+}
+
 impl McpHttp {
     pub fn new(base: String) -> Self {
-        let http = reqwest::Client::builder()
-            .pool_max_idle_per_host(0)
-            .build()
-            .unwrap();
+        let http = http_client().pool_max_idle_per_host(0).build().unwrap();
         Self { base, http }
     }
 
@@ -50,7 +54,7 @@ impl McpHttp {
     pub fn with_token(&self, token: &str) -> Self {
         let mut headers = reqwest::header::HeaderMap::new();
         headers.insert("authorization", format!("Bearer {token}").parse().unwrap());
-        let http = reqwest::Client::builder()
+        let http = http_client()
             .pool_max_idle_per_host(0)
             .default_headers(headers)
             .build()

@@ -8,6 +8,8 @@ mod nodes;
 
 mod auth;
 mod auth_attacks;
+mod auth_cli;
+mod auth_cluster;
 mod cluster;
 mod errors;
 mod faults;

@@ -80,7 +80,7 @@ async fn resident_memory_returns_to_baseline_after_sessions_end() {
     .unwrap();
     // Keep draining stderr: a full pipe would block the daemon's logging.
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    let http = reqwest::Client::new();
+    let http = crate::harness::http_client().build().unwrap();
     // Warm-up: allocator pools and caches settle. mimalloc returns freed pages lazily, so RSS
     // moves by about ±1 MiB between samples; the baseline is the higher of two.
     churn(&http, &base, 1000).await;

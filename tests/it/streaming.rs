@@ -176,7 +176,9 @@ async fn cancellation_really_stops_the_function() {
     let sid = s.initialize("2025-11-25", json!({})).await;
     let (s2, sid2) = (s.base.clone(), sid.clone());
     let pending = tokio::spawn(async move {
-        reqwest::Client::new()
+        crate::harness::http_client()
+            .build()
+            .unwrap()
             .post(format!("{s2}/mcp"))
             .header("content-type", "application/json")
             .header("accept", "application/json, text/event-stream")
