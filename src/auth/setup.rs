@@ -72,8 +72,8 @@ pub fn build(
     );
     if provider == AuthProvider::None && config.auth_provider.is_none() {
         eprintln!(
-            "mcp-daemon: no authentication — listening on loopback only, so only this machine can \
-             connect. Set AUTH_PROVIDER=local (or listen beyond loopback) to require sign-in."
+            "mcp-daemon: authentication is off (AUTH_PROVIDER unset, loopback address): only this \
+             machine can connect. Set AUTH_PROVIDER=local to require sign-in."
         );
     }
     tracing::info!(provider = ?provider, "authentication: {}", super::http::guard::describe(provider));
