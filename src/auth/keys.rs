@@ -102,7 +102,16 @@ impl SigningKeys {
         opts.write(true).create_new(true);
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-        let mut f = opts.open(&path).map_err(err)?;
+        let mut f = match opts.open(&path) {
+            Ok(f) => f,
+            // Another process on the same folder won the race: use its key.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                let s = std::fs::read_to_string(&path).map_err(err)?;
+                return Self::new(s.trim(), &[]);
+            }
+            Err(e) => return Err(err(e)),
+        };
         f.write_all(secret.as_bytes()).map_err(err)?;
         tracing::info!(path = %path.display(), "generated a signing key for access tokens");
         Self::new(&secret, &[])

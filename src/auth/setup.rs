@@ -70,6 +70,15 @@ pub fn build(
         store.clone(),
         MetadataFetcher::new(config.cimd_allow_private, clock.clone()),
     );
+    let auth_settings_set = config.admin_static_token.is_some()
+        || config.oauth_test_user.is_some()
+        || config.oauth_clients_file.is_some()
+        || config.local_user_file.is_some();
+    if provider == AuthProvider::None && auth_settings_set {
+        tracing::warn!(
+            "authentication settings are set but AUTH_PROVIDER is none: they have no effect and every caller is anonymous"
+        );
+    }
     if provider == AuthProvider::None && config.auth_provider.is_none() {
         eprintln!(
             "mcp-daemon: authentication is off (AUTH_PROVIDER unset, loopback address): only this \
