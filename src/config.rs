@@ -271,6 +271,29 @@ pub struct Config {
     #[arg(long, env = "COGNITO_ENDPOINT")]
     pub cognito_endpoint: Option<String>,
 
+    /// An OpenID Connect provider the login page can hand the sign-in to (e.g. the Cognito
+    /// hosted UI: https://cognito-idp.<region>.amazonaws.com/<pool>). Register
+    /// <PUBLIC_URL>/authorize/callback as its redirect URI.
+    #[arg(long, env = "OIDC_ISSUER")]
+    pub oidc_issuer: Option<String>,
+
+    /// Our client id at that provider.
+    #[arg(long, env = "OIDC_CLIENT_ID")]
+    pub oidc_client_id: Option<String>,
+
+    /// Our client secret at that provider (sent with HTTP Basic).
+    #[arg(long, env = "OIDC_CLIENT_SECRET")]
+    #[serde(serialize_with = "mask")]
+    pub oidc_client_secret: Option<String>,
+
+    /// What the login page's button calls the provider.
+    #[arg(long, env = "OIDC_NAME", default_value = "single sign-on")]
+    pub oidc_name: String,
+
+    /// Scopes asked of the provider, space-separated.
+    #[arg(long, env = "OIDC_SCOPES", default_value = "openid email profile")]
+    pub oidc_scopes: String,
+
     #[arg(long, env = "AWS_REGION", hide = true)]
     #[serde(skip)]
     pub aws_region: Option<String>,
@@ -417,6 +440,9 @@ impl Config {
                 ));
             }
         }
+        if self.oidc_issuer.is_some() && self.oidc_client_id.is_none() {
+            return Err(ConfigError::Missing("OIDC_CLIENT_ID", "OIDC_ISSUER is set"));
+        }
         if provider == AuthProvider::Cognito {
             if self.cognito_app_client_id.is_empty() {
                 return Err(ConfigError::Missing(
@@ -480,6 +506,9 @@ impl Config {
         c.oauth_clients_file = None;
         c.cognito_user_pool_id = None;
         c.cognito_app_client_id = Vec::new();
+        c.oidc_issuer = None;
+        c.oidc_client_id = None;
+        c.oidc_client_secret = None;
         c
     }
 

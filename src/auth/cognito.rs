@@ -1,27 +1,21 @@
 //! Amazon Cognito as the identity source: Cognito access and id tokens are checked against
-//! the user pool's JWKS (cached; refetched when an unknown `kid` appears, at most once per
-//! `REFETCH_MS`), and the login page signs people in through Cognito's `InitiateAuth`
+//! the user pool's JWKS (`jwks.rs`: cached, refetched at a bounded rate), and the login page signs people in through Cognito's `InitiateAuth`
 //! (USER_PASSWORD_AUTH), so MCP clients keep talking to our authorization server.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use jsonwebtoken::jwk::JwkSet;
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
-use parking_lot::RwLock;
+use jsonwebtoken::{Algorithm, Validation};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::auth::jwks::Jwks;
 use crate::auth::keys::SigningKeys;
 use crate::auth::token::TokenError;
 use crate::clock::Clock;
 
-/// Least time between two JWKS fetches, so a flood of made-up `kid`s cannot make us hammer
-/// Cognito.
-const REFETCH_MS: u64 = 60_000;
 const TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone)]
@@ -74,9 +68,7 @@ struct Claims {
 pub struct Cognito {
     settings: CognitoSettings,
     http: reqwest::Client,
-    keys: RwLock<HashMap<String, DecodingKey>>,
-    /// When the JWKS was last fetched (ms); a tokio mutex so one fetch runs at a time.
-    fetched_at: tokio::sync::Mutex<Option<u64>>,
+    jwks: Jwks,
     clock: Arc<dyn Clock>,
 }
 
@@ -88,10 +80,9 @@ impl Cognito {
             .build()
             .map_err(|e| e.to_string())?;
         Ok(Self {
+            jwks: Jwks::new(settings.jwks_url.clone(), http.clone(), clock.clone()),
             settings,
             http,
-            keys: RwLock::new(HashMap::new()),
-            fetched_at: tokio::sync::Mutex::new(None),
             clock,
         })
     }
@@ -104,54 +95,12 @@ impl Cognito {
         })
     }
 
-    async fn key(&self, kid: &str) -> Result<DecodingKey, TokenError> {
-        if let Some(k) = self.keys.read().get(kid) {
-            return Ok(k.clone());
-        }
-        let mut fetched = self.fetched_at.lock().await;
-        if let Some(k) = self.keys.read().get(kid) {
-            return Ok(k.clone());
-        }
-        let now = self.clock.now_ms();
-        if fetched.is_some_and(|at| now.saturating_sub(at) < REFETCH_MS) {
-            return Err(TokenError::Invalid);
-        }
-        *fetched = Some(now);
-        let set: JwkSet = async {
-            self.http
-                .get(&self.settings.jwks_url)
-                .send()
-                .await?
-                .error_for_status()?
-                .json()
-                .await
-        }
-        .await
-        .map_err(|e| {
-            tracing::warn!(error = %e, url = %self.settings.jwks_url, "cannot fetch the Cognito JWKS");
-            TokenError::Invalid
-        })?;
-        let mut keys = HashMap::new();
-        for jwk in &set.keys {
-            if let (Some(id), Ok(k)) = (jwk.common.key_id.clone(), DecodingKey::from_jwk(jwk)) {
-                keys.insert(id, k);
-            }
-        }
-        tracing::info!(keys = keys.len(), "Cognito JWKS loaded");
-        *self.keys.write() = keys;
-        self.keys
-            .read()
-            .get(kid)
-            .cloned()
-            .ok_or(TokenError::Invalid)
-    }
-
     /// Checks a Cognito access or id token: RS256 signature by the pool, `iss`, `exp`,
     /// `token_use`, and `client_id` (access) or `aud` (id) among the allowed app clients.
     pub async fn verify(&self, token: &str) -> Result<CognitoIdentity, TokenError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Invalid)?;
         let kid = header.kid.ok_or(TokenError::Invalid)?;
-        let key = self.key(&kid).await?;
+        let key = self.jwks.key(&kid).await.ok_or(TokenError::Invalid)?;
         let mut v = Validation::new(Algorithm::RS256);
         v.validate_exp = false;
         v.validate_aud = false;

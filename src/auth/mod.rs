@@ -6,17 +6,21 @@
 //! - `keys` — the HS256 signing keys (`kid`, rotation, a generated key in the data folder)
 //! - `token` — our access tokens: claims, issue, verify
 //! - `users` — local users (bcrypt) in `LOCAL_USER_FILE`
+//! - `jwks` — a provider's signing keys, cached
 //! - `cognito` — Cognito tokens through the pool's JWKS, and password sign-in for the login page
+//! - `upstream` — sign-in handed to an OpenID Connect provider (e.g. the Cognito hosted UI)
 //! - `oauth` — the authorization server's domain: clients, PKCE, codes, refresh families
 //! - `http` — the axum side: metadata documents, endpoints, pages, the bearer guard
 
 pub mod cognito;
 pub mod http;
+pub mod jwks;
 pub mod keys;
 pub mod oauth;
 pub mod scope;
 pub mod setup;
 pub mod token;
+pub mod upstream;
 pub mod users;
 
 use serde::Serialize;

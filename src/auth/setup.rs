@@ -8,6 +8,7 @@ use super::cognito::{Cognito, CognitoSettings};
 use super::keys::SigningKeys;
 use super::oauth::cimd::MetadataFetcher;
 use super::oauth::{AuthServer, AuthSettings, Clients};
+use super::upstream::{Upstream, UpstreamSettings};
 use super::users::UserDb;
 use crate::clock::Clock;
 use crate::config::Config;
@@ -61,6 +62,26 @@ pub fn build(
         )?)),
         _ => None,
     };
+    let upstream = match (&config.oidc_issuer, &config.oidc_client_id) {
+        (Some(issuer), Some(client_id)) if provider != AuthProvider::None => {
+            Some(Arc::new(Upstream::new(
+                UpstreamSettings {
+                    issuer: issuer.clone(),
+                    client_id: client_id.clone(),
+                    client_secret: config.oidc_client_secret.clone(),
+                    name: config.oidc_name.clone(),
+                    scopes: config
+                        .oidc_scopes
+                        .split(' ')
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_string)
+                        .collect(),
+                },
+                clock.clone(),
+            )?))
+        }
+        _ => None,
+    };
     let statics = match &config.oauth_clients_file {
         Some(p) => Clients::load_static(p)?,
         None => Vec::new(),
@@ -105,6 +126,7 @@ pub fn build(
         clients,
         users,
         cognito,
+        upstream,
         clock,
     })
 }

@@ -827,3 +827,67 @@ async fn the_sign_in_pages_refuse_forms_from_another_browser_session() {
         .unwrap();
     assert_eq!(t.status(), 400);
 }
+
+#[tokio::test]
+async fn upstream_sign_in_refuses_unknown_state_and_an_unreachable_provider() {
+    let dead = format!("http://127.0.0.1:{}", crate::nodes::free_port());
+    let s = AuthServer::start_with("admin", |c| {
+        c.oauth_test_user = None;
+        c.oidc_issuer = Some(dead.clone());
+        c.oidc_client_id = Some("mcp-daemon".into());
+        c.oidc_name = "Corp SSO".into();
+    })
+    .await;
+    let client = s.oauth.register(REDIRECT).await;
+    let page = s.oauth.authorize(&client, &pkce(), &[]).await;
+    let cookie = page.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains("id=\"sso\"") && html.contains("Sign in with Corp SSO"),
+        "{html}"
+    );
+    let field = |name: &str| {
+        let at = html.find(&format!("name=\"{name}\" value=\"")).unwrap() + name.len() + 15;
+        html[at..at + html[at..].find('"').unwrap()].to_string()
+    };
+    let (request, csrf) = (field("request"), field("csrf"));
+    let post = |cookie: Option<&str>| {
+        let mut r = s
+            .oauth
+            .http
+            .post(s.url("/authorize/upstream"))
+            .form(&[("request", request.as_str()), ("csrf", csrf.as_str())]);
+        if let Some(c) = cookie {
+            r = r.header("cookie", c);
+        }
+        r.send()
+    };
+    assert_eq!(post(None).await.unwrap().status(), 403, "CSRF");
+    let down = post(Some(&cookie)).await.unwrap();
+    assert_eq!(down.status(), 502, "the provider cannot be reached");
+    assert!(down.headers().get("location").is_none());
+    // A callback nobody started (or a replayed one) finds no state and redirects nowhere.
+    let forged = s
+        .oauth
+        .http
+        .get(s.url("/authorize/callback?code=x&state=made-up"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 400);
+    assert!(forged.headers().get("location").is_none());
+    assert!(
+        forged
+            .text()
+            .await
+            .unwrap()
+            .contains("expired or was already used")
+    );
+}

@@ -21,21 +21,21 @@ use crate::auth::oauth::{AuthServer, OAuthError};
 use crate::transport::HttpState;
 
 /// How long a person has to sign in and approve.
-const PAGE_TTL_S: u64 = 600;
+pub(super) const PAGE_TTL_S: u64 = 600;
 
 #[derive(Serialize, Deserialize)]
-struct Pending {
-    req: AuthRequest,
+pub(super) struct Pending {
+    pub(super) req: AuthRequest,
     /// Digest of the CSRF cookie this request belongs to.
-    csrf: String,
+    pub(super) csrf: String,
 }
 
 #[derive(Serialize, Deserialize)]
-struct Approving {
-    req: AuthRequest,
-    csrf: String,
-    subject: String,
-    roles: Vec<String>,
+pub(super) struct Approving {
+    pub(super) req: AuthRequest,
+    pub(super) csrf: String,
+    pub(super) subject: String,
+    pub(super) roles: Vec<String>,
 }
 
 pub async fn authorize_get(
@@ -89,7 +89,10 @@ pub async fn authorize_get(
         redirect_uri: &req.redirect_uri,
         scopes: &req.scopes,
     };
-    with_cookie(pages::login(&sealed, &csrf, &ask, None), &csrf)
+    with_cookie(
+        pages::login(&sealed, &csrf, &ask, sso_name(auth), None),
+        &csrf,
+    )
 }
 
 fn refuse(e: AuthorizeError, iss: &str) -> Response {
@@ -145,18 +148,26 @@ fn with_cookie(mut resp: Response, csrf: &str) -> Response {
     resp
 }
 
-/// The CSRF value of the request: the cookie must equal the form field, and the sealed
-/// request must have been issued for that cookie.
-fn csrf_ok(headers: &HeaderMap, form_csrf: &str, sealed_digest: &str) -> bool {
-    let cookie = headers
+fn sso_name(auth: &AuthServer) -> Option<&str> {
+    auth.upstream.as_ref().map(|u| u.settings.name.as_str())
+}
+
+/// The browser's CSRF cookie.
+pub(super) fn csrf_cookie(headers: &HeaderMap) -> Option<&str> {
+    headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|c| c.trim().split_once('='))
         .find(|(k, _)| *k == CSRF_COOKIE)
-        .map(|(_, v)| v);
-    cookie.is_some_and(|c| {
+        .map(|(_, v)| v)
+}
+
+/// The CSRF value of the request: the cookie must equal the form field, and the sealed
+/// request must have been issued for that cookie.
+pub(super) fn csrf_ok(headers: &HeaderMap, form_csrf: &str, sealed_digest: &str) -> bool {
+    csrf_cookie(headers).is_some_and(|c| {
         same(c.as_bytes(), form_csrf.as_bytes())
             && same(digest(c).as_bytes(), sealed_digest.as_bytes())
     })
@@ -198,7 +209,7 @@ pub async fn login_post(
         Ok(who) => who,
         Err(SignIn::Refused(why)) => {
             tracing::info!(user = %form.username, "sign-in refused");
-            return pages::login(&form.request, &form.csrf, &ask, Some(&why));
+            return pages::login(&form.request, &form.csrf, &ask, sso_name(&auth), Some(&why));
         }
         Err(SignIn::Failed(why)) => {
             tracing::error!(error = %why, "sign-in failed");
@@ -208,18 +219,35 @@ pub async fn login_post(
             );
         }
     };
+    consent_page(&auth, pending, subject, roles, &form.csrf, &form.username)
+}
+
+/// The consent page for a person who has signed in (here or at the upstream provider).
+pub(super) fn consent_page(
+    auth: &AuthServer,
+    pending: Pending,
+    subject: String,
+    roles: Vec<String>,
+    csrf: &str,
+    shown_as: &str,
+) -> Response {
+    let ask = Ask {
+        client_name: &pending.req.client_name,
+        redirect_uri: &pending.req.redirect_uri,
+        scopes: &pending.req.scopes,
+    };
     let sealed = seal(
         &auth.keys,
         "consent",
         &Approving {
             req: pending.req.clone(),
             csrf: pending.csrf.clone(),
-            subject: subject.clone(),
+            subject,
             roles,
         },
         auth.now_s() + PAGE_TTL_S,
     );
-    pages::consent(&sealed, &form.csrf, &ask, &form.username)
+    pages::consent(&sealed, csrf, &ask, shown_as)
 }
 
 enum SignIn {

@@ -9,6 +9,7 @@ pub mod login;
 pub mod metadata;
 pub mod pages;
 pub mod token;
+pub mod upstream;
 
 use axum::Router;
 use axum::http::{HeaderMap, header};
@@ -39,6 +40,8 @@ pub fn routes() -> Router<HttpState> {
         .route("/authorize", get(authorize::authorize_get))
         .route("/authorize/login", post(authorize::login_post))
         .route("/authorize/consent", post(authorize::consent_post))
+        .route("/authorize/upstream", post(upstream::upstream_post))
+        .route("/authorize/callback", get(upstream::callback_get))
         .route("/token", post(token::token_post))
         .route("/register", post(token::register_post))
         .route("/revoke", post(token::revoke_post))

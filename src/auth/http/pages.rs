@@ -90,7 +90,13 @@ impl Ask<'_> {
     }
 }
 
-pub fn login(sealed: &str, csrf: &str, ask: &Ask<'_>, error: Option<&str>) -> Response {
+pub fn login(
+    sealed: &str,
+    csrf: &str,
+    ask: &Ask<'_>,
+    sso: Option<&str>,
+    error: Option<&str>,
+) -> Response {
     let status = if error.is_some() {
         StatusCode::UNAUTHORIZED
     } else {
@@ -104,10 +110,18 @@ pub fn login(sealed: &str, csrf: &str, ask: &Ask<'_>, error: Option<&str>) -> Re
          <input type=\"hidden\" name=\"request\" value=\"{}\"><input type=\"hidden\" name=\"csrf\" value=\"{}\">\
          <label for=\"username\">User name</label><input id=\"username\" name=\"username\" autocomplete=\"username\" required>\
          <label for=\"password\">Password</label><input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" required>\
-         <button type=\"submit\" id=\"sign-in\">Sign in</button></form>",
+         <button type=\"submit\" id=\"sign-in\">Sign in</button></form>{}",
         ask.summary(),
         escape(sealed),
-        escape(csrf)
+        escape(csrf),
+        sso.map_or(String::new(), |name| format!(
+            "<form method=\"post\" action=\"/authorize/upstream\">\
+             <input type=\"hidden\" name=\"request\" value=\"{}\"><input type=\"hidden\" name=\"csrf\" value=\"{}\">\
+             <button type=\"submit\" id=\"sso\">Sign in with {}</button></form>",
+            escape(sealed),
+            escape(csrf),
+            escape(name)
+        ))
     );
     page(status, "Sign in — mcp-daemon", &body)
 }

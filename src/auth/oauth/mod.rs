@@ -14,6 +14,7 @@ use std::sync::Arc;
 use crate::auth::AuthProvider;
 use crate::auth::cognito::Cognito;
 use crate::auth::keys::SigningKeys;
+use crate::auth::upstream::Upstream;
 use crate::auth::users::UserDb;
 use crate::clock::Clock;
 use crate::state::{AuthStore, StateError};
@@ -113,6 +114,8 @@ pub struct AuthServer {
     pub clients: Clients,
     pub users: Option<Arc<UserDb>>,
     pub cognito: Option<Arc<Cognito>>,
+    /// An OpenID Connect provider the login page offers as an alternative.
+    pub upstream: Option<Arc<Upstream>>,
     pub clock: Arc<dyn Clock>,
 }
 
