@@ -7,8 +7,9 @@
 # .tooling/venv and the TypeScript SDKs (v1 @modelcontextprotocol/sdk, v2
 # @modelcontextprotocol/client) into .tooling/node (both ignored project-local folders), and
 # Debian's chromium + chromium-driver for the browser test of the login and consent pages,
-# skipping each install when it is already in place. Then runs pytest and node's test runner,
-# and exits non-zero if anything failed. Screenshots of the auth pages are kept in
+# skipping each install when it is already in place. .tooling/node also gets oidc-provider, the
+# OpenID provider (tests/interop/oidc/provider.mjs) that test_sso.py signs in at. Then runs
+# pytest and node's test runner, and exits non-zero if anything failed. Screenshots of the auth pages are kept in
 # target/test-artifacts/auth-pages/.
 #
 # Both suites cover the handshake era (initialize, sessions) and the 2026-07-28 stateless era
@@ -82,7 +83,8 @@ ensure_node() {
   want="$(hash_of "$TS_DIR/package.json" "$TS_DIR/package-lock.json")"
   if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" \
         && -f "$NODE_DIR/node_modules/@modelcontextprotocol/sdk/package.json" \
-        && -f "$NODE_DIR/node_modules/@modelcontextprotocol/client/package.json" ]]; then
+        && -f "$NODE_DIR/node_modules/@modelcontextprotocol/client/package.json" \
+        && -f "$NODE_DIR/node_modules/oidc-provider/package.json" ]]; then
     return 0
   fi
   log "installing npm packages into $NODE_DIR"
@@ -112,6 +114,7 @@ npm_version() { node -p "require('$NODE_DIR/node_modules/$1/package.json').versi
 log "python: $("$VENV/bin/python" -m pip show mcp 2>/dev/null | sed -n 's/^Version: /mcp /p')," \
   "typescript: @modelcontextprotocol/sdk $(npm_version @modelcontextprotocol/sdk)," \
   "@modelcontextprotocol/client $(npm_version @modelcontextprotocol/client)," \
+  "oidc-provider $(npm_version oidc-provider)," \
   "node $(node --version)"
 log "auth tests: $("$VENV/bin/python" -m pip show selenium moto boto3 2>/dev/null | sed -n 's/^Version: //p' \
   | paste -sd' ' | awk '{print "selenium " $1 ", moto " $2 ", boto3 " $3}'), $(chromium --version 2>/dev/null | cut -d' ' -f1-2)"
