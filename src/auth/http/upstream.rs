@@ -104,13 +104,14 @@ pub async fn callback_get(
             "the identity provider sent no state",
         );
     };
-    let taken = auth
-        .store
-        .take(AuthRecord::Code, &format!("{PENDING}{}", digest(st)))
-        .await;
-    let away: Away = match taken.map(|v| v.and_then(|v| serde_json::from_str(&v).ok())) {
+    let key = format!("{PENDING}{}", digest(st));
+    // Read first and take only once the browser is the one that started the sign-in, so a
+    // callback opened elsewhere cannot use up the real browser's state.
+    let found = auth.store.get(AuthRecord::Code, &key).await;
+    let away: Away = match found.map(|v| v.and_then(|v| serde_json::from_str(&v).ok())) {
         Ok(Some(a)) => a,
         Ok(None) => {
+            tracing::info!("upstream callback with an unknown, expired or used state refused");
             return pages::error(
                 StatusCode::BAD_REQUEST,
                 "this sign-in expired or was already used; start again",
@@ -128,11 +129,29 @@ pub async fn callback_get(
         .filter(|c| same(digest(c).as_bytes(), away.pending.csrf.as_bytes()))
         .map(str::to_string)
     else {
+        tracing::warn!("upstream callback from another browser session refused (login CSRF?)");
         return pages::error(
             StatusCode::FORBIDDEN,
             "this sign-in was started in another browser session",
         );
     };
+    // Single use: of two callbacks with this state (a replay, a double click), one goes on.
+    match auth.store.take(AuthRecord::Code, &key).await {
+        Ok(Some(_)) => {}
+        Ok(None) => {
+            return pages::error(
+                StatusCode::BAD_REQUEST,
+                "this sign-in expired or was already used; start again",
+            );
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot take the pending upstream sign-in");
+            return pages::error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "sign-in is unavailable; try again later",
+            );
+        }
+    }
     if let Some(err) = q.error {
         tracing::info!(error = %err, "the identity provider refused the sign-in");
         let why = q.error_description.unwrap_or(err);
@@ -150,11 +169,18 @@ pub async fn callback_get(
     let callback = format!("{}/authorize/callback", issuer(&state, &headers));
     match upstream.finish(&code, &away.begun, &callback).await {
         Ok(who) => {
-            tracing::info!(subject = %who.subject, "signed in at the identity provider");
+            // Next to local users, provider accounts get their own namespace, so a provider
+            // `sub` of "admin" is never the local admin. In cognito mode there are no local
+            // users, and the subject matches what the pool's own tokens give.
+            let subject = match auth.settings.provider {
+                crate::auth::AuthProvider::Cognito => who.subject,
+                _ => format!("oidc:{}", who.subject),
+            };
+            tracing::info!(%subject, "signed in at the identity provider");
             consent_page(
                 auth,
                 away.pending,
-                who.subject,
+                subject,
                 who.roles,
                 &cookie,
                 &who.display,
