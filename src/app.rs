@@ -212,6 +212,14 @@ async fn guard(State(state): State<HttpState>, req: Request, next: Next) -> Resp
     if !known.contains(&first_segment) && !valid_endpoint_id(first_segment) {
         return StatusCode::NOT_FOUND.into_response();
     }
+    // `/{endpoint_id}/mcp` and friends: the prefix must be an endpoint id, not one of the
+    // top-level names (`/.well-known/mcp` is not an MCP endpoint).
+    let segments: Vec<&str> = req.uri().path().trim_matches('/').split('/').collect();
+    if let [id, "mcp" | "sse" | "messages" | "http"] = segments.as_slice()
+        && !valid_endpoint_id(id)
+    {
+        return StatusCode::NOT_FOUND.into_response();
+    }
     if req.method() == Method::OPTIONS {
         let mut resp = StatusCode::NO_CONTENT.into_response();
         let asked = headers

@@ -455,3 +455,47 @@ async fn an_oversized_or_malformed_registration_is_refused_and_stores_nothing() 
     assert_eq!(error_of(r).await, (400, "invalid_client_metadata".into()));
     assert_eq!(s.engine.backends.sessions.count().await.unwrap(), Some(0));
 }
+
+#[tokio::test]
+async fn no_prefix_or_spelling_of_an_mcp_endpoint_skips_the_token_check() {
+    let s = AuthServer::start("admin").await;
+    let call = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+        "params": {"name": "add_numbers", "arguments": {"a": 1, "b": 2}}})
+    .to_string();
+    let prefixes = [
+        "",
+        "/.well-known",
+        "/authorize",
+        "/token",
+        "/register",
+        "/revoke",
+        "/auth",
+        "/health",
+        "/mcp",
+        "/team-a",
+        "/MCP",
+        "/%2e%2e",
+    ];
+    for prefix in prefixes {
+        for endpoint in ["mcp", "mcp/", "sse", "messages", "messages/", "http", "MCP"] {
+            let path = format!("{prefix}/{endpoint}");
+            for method in [reqwest::Method::GET, reqwest::Method::POST] {
+                let r = s
+                    .http
+                    .request(method.clone(), s.url(&path))
+                    .header("content-type", "application/json")
+                    .header("accept", "application/json, text/event-stream")
+                    .body(call.clone())
+                    .send()
+                    .await
+                    .unwrap();
+                let status = r.status().as_u16();
+                assert!(
+                    [401, 404, 405].contains(&status),
+                    "{method} {path} answered {status} without a token: {}",
+                    r.text().await.unwrap_or_default()
+                );
+            }
+        }
+    }
+}

@@ -23,9 +23,11 @@ use crate::transport::http_error::HttpError;
 /// (`/x/messages` belongs to `/x/sse`). `None`: not an MCP endpoint (public).
 pub fn resource_path(path: &str) -> Option<String> {
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    // Decided by the last segment alone: whatever precedes `mcp`, that path is protected
+    // (the app's guard separately answers 404 for prefixes that are not endpoint ids).
     let (prefix, last) = match segments.as_slice() {
         [last] => (String::new(), *last),
-        [id, last] if valid_endpoint_id(id) => (format!("/{id}"), *last),
+        [id, last] => (format!("/{id}"), *last),
         _ => return None,
     };
     let endpoint = match last {
@@ -43,8 +45,13 @@ pub async fn authenticate(
     next: Next,
 ) -> Response {
     let resource = resource_path(req.uri().path());
-    let (Some(resource), true) = (resource, state.auth.enabled()) else {
+    if !state.auth.enabled() {
         req.extensions_mut().insert(Principal::anonymous());
+        return next.run(req).await;
+    }
+    // Public paths (metadata, the authorization server, health) get no principal at all: a
+    // handler that wants one and was reached without the checks below fails closed.
+    let Some(resource) = resource else {
         return next.run(req).await;
     };
     let base = issuer(&state, req.headers());
@@ -89,8 +96,11 @@ pub async fn authenticate(
 /// client's first request is exactly such a refusal; the next one on the pooled connection
 /// would then fail. Bodies past the size limit are not read: that connection closes.
 async fn drain(req: Request, limit: usize) {
-    let _ = axum::body::to_bytes(req.into_body(), limit).await;
+    let _ = axum::body::to_bytes(req.into_body(), limit.min(DRAIN_LIMIT)).await;
 }
+
+/// Most of a refused request's body we read; past it the connection is closed instead.
+const DRAIN_LIMIT: usize = 64 * 1024;
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {
     let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
@@ -256,6 +266,11 @@ mod tests {
             Some("/team/sse")
         );
         assert_eq!(resource_path("/http").as_deref(), Some("/http"));
+        assert_eq!(
+            resource_path("/.well-known/mcp").as_deref(),
+            Some("/.well-known/mcp"),
+            "any prefix before an MCP endpoint is protected"
+        );
         assert_eq!(resource_path("/health"), None);
         assert_eq!(
             resource_path("/.well-known/oauth-protected-resource/mcp"),
