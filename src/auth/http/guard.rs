@@ -16,7 +16,6 @@ use crate::auth::scope::{self, ADMIN_ROLE, BASE_SCOPE};
 use crate::auth::token::{self, TokenError};
 use crate::auth::{AuthProvider, Principal};
 use crate::transport::HttpState;
-use crate::transport::http::valid_endpoint_id;
 use crate::transport::http_error::HttpError;
 
 /// The MCP endpoint a path belongs to, as the resource path its tokens are for
