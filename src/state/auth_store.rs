@@ -42,6 +42,9 @@ pub trait AuthStore: Send + Sync + 'static {
 
     /// Starts a refresh-token family at generation 0 with its grant (opaque JSON).
     async fn create_family(&self, family: &str, grant: &str, ttl_ms: u64) -> StateResult<()>;
+    /// The grant of a live family (`Ok(None)`: unknown, expired or revoked), read before a
+    /// refresh so a request that must be refused does not rotate the family first.
+    async fn family_grant(&self, family: &str) -> StateResult<Option<String>>;
     /// Atomically checks `generation` against the family's current one and rotates it; an old
     /// generation outside `grace_ms` deletes the family and marks it revoked for `revoke_ms`.
     async fn rotate_refresh(

@@ -49,7 +49,12 @@ pub async fn auth_store_contract(store: Arc<dyn AuthStore>) {
     // A family rotates once per generation; a concurrent refresh within the grace window gets
     // the same new generation; an older generation revokes the family.
     let now = 1_000_000;
+    assert_eq!(store.family_grant("fam").await.unwrap(), None);
     store.create_family("fam", "g", 60_000).await.unwrap();
+    assert_eq!(
+        store.family_grant("fam").await.unwrap().as_deref(),
+        Some("g")
+    );
     let r = |generation, at| {
         let s = store.clone();
         async move {

@@ -54,6 +54,10 @@ pub fn auth_config(dir: &std::path::Path, test_user: &str) -> Config {
 }
 
 impl AuthServer {
+    pub fn data_dir(&self) -> &std::path::Path {
+        self._dir.path()
+    }
+
     pub async fn start(test_user: &str) -> Self {
         Self::start_with(test_user, |_| {}).await
     }

@@ -499,3 +499,51 @@ async fn no_prefix_or_spelling_of_an_mcp_endpoint_skips_the_token_check() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_refused_refresh_does_not_use_up_the_token_and_a_removed_user_cannot_refresh() {
+    let s = AuthServer::start("alice").await;
+    let (client, t) = s.oauth.sign_in(&[]).await;
+    let rt = t["refresh_token"].as_str().unwrap();
+    let wider = s
+        .oauth
+        .token(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", rt),
+            ("client_id", &client),
+            ("scope", "mcp notes:write"),
+        ])
+        .await;
+    assert_eq!(error_of(wider).await, (400, "invalid_scope".into()));
+    let other = s
+        .oauth
+        .token(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", rt),
+            ("client_id", &client),
+            ("resource", &format!("{}/team-z/mcp", s.base)),
+        ])
+        .await;
+    assert_eq!(error_of(other).await, (400, "invalid_target".into()));
+    s.clock.advance_ms(11_000); // past the grace window: a rotation would now count as reuse
+    let ok = s.oauth.refresh(&client, rt).await;
+    assert_eq!(
+        ok.status(),
+        200,
+        "the refused requests did not rotate the grant"
+    );
+    let next: Value = ok.json().await.unwrap();
+    // alice is removed: her grant ends at the next refresh.
+    let users = mcp_daemon::auth::users::UserDb::open(&s.data_dir().join("users.json"), 4).unwrap();
+    users.remove("alice").unwrap();
+    let gone = s
+        .oauth
+        .refresh(&client, next["refresh_token"].as_str().unwrap())
+        .await;
+    assert_eq!(error_of(gone).await, (400, "invalid_grant".into()));
+    assert_eq!(
+        ping_status(&s.with_token(access(&next))).await.0,
+        401,
+        "her grant was revoked"
+    );
+}

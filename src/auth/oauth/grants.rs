@@ -188,35 +188,21 @@ pub async fn refresh(
             "the refresh token was issued to another client".into(),
         ));
     }
-    let s = &server.settings;
-    let outcome = server
+    if !client.allows_grant("refresh_token") {
+        return Err(OAuthError::UnauthorizedClient(
+            "this client did not register the refresh_token grant".into(),
+        ));
+    }
+    // Every check runs before the rotation: a refused request must not use up the token.
+    let raw = server
         .store
-        .rotate_refresh(
-            &parsed.family,
-            parsed.generation,
-            server.clock.now_ms(),
-            s.refresh_grace_ms,
-            s.refresh_ttl_s * 1000,
-            s.access_ttl_s * 1000,
-        )
-        .await?;
-    let (generation, raw) = match outcome {
-        Rotation::Rotated { generation, grant } | Rotation::Concurrent { generation, grant } => {
-            (generation, grant)
-        }
-        Rotation::Reused => {
-            tracing::warn!(client = %client.client_id, "a rotated refresh token was reused: its grant is revoked");
-            return Err(OAuthError::InvalidGrant(
-                "the refresh token was already used; the grant is revoked".into(),
-            ));
-        }
-        Rotation::Unknown => {
-            return Err(OAuthError::InvalidGrant(
-                "the refresh token is expired or revoked".into(),
-            ));
-        }
-    };
-    let grant: Grant = serde_json::from_str(&raw).map_err(|e| OAuthError::Server(e.to_string()))?;
+        .family_grant(&parsed.family)
+        .await?
+        .ok_or_else(|| {
+            OAuthError::InvalidGrant("the refresh token is expired or revoked".into())
+        })?;
+    let mut grant: Grant =
+        serde_json::from_str(&raw).map_err(|e| OAuthError::Server(e.to_string()))?;
     check_resource(form, &grant)?;
     // A refresh may narrow the scope, never widen it (RFC 6749 §6).
     let scopes = match &form.scope {
@@ -231,8 +217,63 @@ pub async fn refresh(
             asked
         }
     };
+    let s = &server.settings;
+    if let Some(roles) = current_roles(server, &grant.subject, &grant.roles)? {
+        grant.roles = roles;
+    } else {
+        server
+            .store
+            .revoke_family(&parsed.family, s.access_ttl_s * 1000)
+            .await?;
+        tracing::info!(subject = %grant.subject, "refresh refused: the user no longer exists");
+        return Err(OAuthError::InvalidGrant("the user no longer exists".into()));
+    }
+    let outcome = server
+        .store
+        .rotate_refresh(
+            &parsed.family,
+            parsed.generation,
+            server.clock.now_ms(),
+            s.refresh_grace_ms,
+            s.refresh_ttl_s * 1000,
+            s.access_ttl_s * 1000,
+        )
+        .await?;
+    let generation = match outcome {
+        Rotation::Rotated { generation, .. } | Rotation::Concurrent { generation, .. } => {
+            generation
+        }
+        Rotation::Reused => {
+            tracing::warn!(client = %client.client_id, "a rotated refresh token was reused: its grant is revoked");
+            return Err(OAuthError::InvalidGrant(
+                "the refresh token was already used; the grant is revoked".into(),
+            ));
+        }
+        Rotation::Unknown => {
+            return Err(OAuthError::InvalidGrant(
+                "the refresh token is expired or revoked".into(),
+            ));
+        }
+    };
     let refresh = refresh_token(&server.keys, &parsed.family, generation, &client.client_id);
     respond(server, &grant, &parsed.family, &scopes, Some(refresh))
+}
+
+/// A local user's roles as they are now (`Some`), or `None` when the user was removed. Other
+/// subjects (machine clients, Cognito and provider accounts, the static token) keep the roles
+/// of their grant. Local user names cannot contain ':', which every other namespace has.
+fn current_roles(
+    server: &AuthServer,
+    subject: &str,
+    granted: &[String],
+) -> OAuthResult<Option<Vec<String>>> {
+    match &server.users {
+        Some(db) if !subject.contains(':') => db
+            .find(subject)
+            .map(|u| u.map(|u| u.roles))
+            .map_err(|e| OAuthError::Server(e.to_string())),
+        _ => Ok(Some(granted.to_vec())),
+    }
 }
 
 /// `grant_type=client_credentials`: a machine client acting as itself.

@@ -107,6 +107,16 @@ impl AuthStore for MemoryAuthStore {
         Ok(())
     }
 
+    async fn family_grant(&self, family: &str) -> StateResult<Option<String>> {
+        let now = self.clock.now_ms();
+        let maps = self.maps.lock();
+        Ok(maps
+            .families
+            .get(family)
+            .filter(|f| f.expires_at > now)
+            .map(|f| f.grant.clone()))
+    }
+
     async fn rotate_refresh(
         &self,
         family: &str,

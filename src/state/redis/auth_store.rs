@@ -78,7 +78,7 @@ impl AuthStore for RedisAuthStore {
             .arg("gen")
             .arg(0)
             .arg("rotated_at")
-            .arg(0)
+            .arg(0) // the first rotation has no predecessor to grant grace to
             .arg("grant")
             .arg(grant)
             .ignore()
@@ -87,6 +87,16 @@ impl AuthStore for RedisAuthStore {
             .arg(ttl_ms.max(1))
             .ignore();
         self.redis.pipeline(&pipe).await
+    }
+
+    async fn family_grant(&self, family: &str) -> StateResult<Option<String>> {
+        self.redis
+            .query(
+                redis::cmd("HGET")
+                    .arg(self.keys.refresh_family(family))
+                    .arg("grant"),
+            )
+            .await
     }
 
     async fn rotate_refresh(
