@@ -258,6 +258,11 @@ pub struct Config {
     #[serde(serialize_with = "mask")]
     pub cognito_app_secret: Option<String>,
 
+    /// Identifier of this server's resource server in the pool: its custom scopes
+    /// (`<id>/notes:write`) count as ours (`notes:write`); other resource servers' do not.
+    #[arg(long, env = "COGNITO_RESOURCE_SERVER")]
+    pub cognito_resource_server: Option<String>,
+
     /// The pool's JWKS. Default: https://cognito-idp.<region>.amazonaws.com/<pool>/.well-known/jwks.json
     #[arg(long, env = "COGNITO_JWKS_URL")]
     pub cognito_jwks_url: Option<String>,

@@ -27,6 +27,8 @@ pub struct CognitoSettings {
     /// App client ids whose tokens are accepted; the first one signs people in.
     pub client_ids: Vec<String>,
     pub client_secret: Option<String>,
+    /// The identifier of our resource server in the pool, whose custom scopes are ours.
+    pub resource_server: Option<String>,
 }
 
 /// Who a Cognito token names.
@@ -34,7 +36,7 @@ pub struct CognitoSettings {
 pub struct CognitoIdentity {
     pub subject: String,
     pub groups: Vec<String>,
-    /// Scopes of an access token, resource-server prefixes (`<id>/`) removed.
+    /// Scopes of an access token, our resource server's prefix (`<id>/`) removed.
     pub scopes: Vec<String>,
     pub client_id: String,
 }
@@ -127,7 +129,7 @@ impl Cognito {
             .unwrap_or("")
             .split(' ')
             .filter(|s| !s.is_empty())
-            .map(|s| s.rsplit('/').next().unwrap_or(s).to_string())
+            .map(|s| self.own_scope(s))
             .collect();
         Ok(CognitoIdentity {
             subject: c.sub,
@@ -135,6 +137,18 @@ impl Cognito {
             scopes,
             client_id: client,
         })
+    }
+
+    /// `<our resource server>/notes:write` counts as `notes:write`; a scope of any other
+    /// resource server keeps its prefix, so it never passes for one of ours.
+    fn own_scope(&self, s: &str) -> String {
+        self.settings
+            .resource_server
+            .as_deref()
+            .and_then(|rs| s.strip_prefix(rs))
+            .and_then(|rest| rest.strip_prefix('/'))
+            .unwrap_or(s)
+            .to_string()
     }
 
     /// Signs a person in with user name and password (the login page in cognito mode).

@@ -54,8 +54,8 @@ impl Key {
         })
     }
 
-    /// HMAC-SHA256 of `parts` (joined unambiguously) under a key derived for `purpose`, so
-    /// a MAC made for one use can never be replayed as another.
+    /// HMAC-SHA256 of `purpose` and `parts` (each length-prefixed, so the joins are
+    /// unambiguous): a MAC made for one use can never be replayed as another.
     pub fn mac(&self, purpose: &str, parts: &[&[u8]]) -> [u8; 32] {
         let mut m = self.hmac.clone();
         m.update(purpose.as_bytes());
@@ -98,21 +98,26 @@ impl SigningKeys {
         }
         std::fs::create_dir_all(dir).map_err(err)?;
         let secret = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
+        // Written whole to a private temp file, then linked into place: a second process
+        // starting on the same folder never reads a half-written key, and the first key wins.
+        let tmp = dir.join(format!("jwt_secret.{}.tmp", std::process::id()));
         let mut opts = std::fs::OpenOptions::new();
-        opts.write(true).create_new(true);
+        opts.write(true).create(true).truncate(true);
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-        let mut f = match opts.open(&path) {
-            Ok(f) => f,
-            // Another process on the same folder won the race: use its key.
+        let mut f = opts.open(&tmp).map_err(err)?;
+        f.write_all(secret.as_bytes()).map_err(err)?;
+        f.sync_all().map_err(err)?;
+        let linked = std::fs::hard_link(&tmp, &path);
+        let _ = std::fs::remove_file(&tmp);
+        match linked {
+            Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                std::thread::sleep(std::time::Duration::from_millis(50));
                 let s = std::fs::read_to_string(&path).map_err(err)?;
                 return Self::new(s.trim(), &[]);
             }
             Err(e) => return Err(err(e)),
-        };
-        f.write_all(secret.as_bytes()).map_err(err)?;
+        }
         tracing::info!(path = %path.display(), "generated a signing key for access tokens");
         Self::new(&secret, &[])
     }

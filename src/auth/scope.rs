@@ -5,7 +5,7 @@ use serde::Deserialize;
 
 use super::Principal;
 
-/// Every token for the MCP endpoints needs this scope (or a narrower one, e.g. `mcp:tools`).
+/// Every token for the MCP endpoints needs this scope (or a broader one that covers it).
 pub const BASE_SCOPE: &str = "mcp";
 /// The role that guards admin APIs and sees every tool.
 pub const ADMIN_ROLE: &str = "admin";

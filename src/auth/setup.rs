@@ -156,5 +156,6 @@ fn cognito_settings(config: &Config) -> Result<CognitoSettings, String> {
         endpoint,
         client_ids: config.cognito_app_client_id.clone(),
         client_secret: config.cognito_app_secret.clone(),
+        resource_server: config.cognito_resource_server.clone(),
     })
 }

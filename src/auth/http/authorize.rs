@@ -208,7 +208,8 @@ pub async fn login_post(
     let (subject, roles) = match sign_in(&auth, &form.username, &form.password).await {
         Ok(who) => who,
         Err(SignIn::Refused(why)) => {
-            tracing::info!(user = %form.username, "sign-in refused");
+            // Not the name: people type passwords into the wrong field.
+            tracing::info!(client = %pending.req.client_id, "sign-in refused");
             return pages::login(&form.request, &form.csrf, &ask, sso_name(&auth), Some(&why));
         }
         Err(SignIn::Failed(why)) => {

@@ -94,8 +94,9 @@ pub async fn validate(
     supported: &[String],
 ) -> Result<(AuthRequest, Client), AuthorizeError> {
     let page = |m: &str| AuthorizeError::Page(OAuthError::InvalidRequest(m.into()));
-    for (i, (k, _)) in params.iter().enumerate() {
-        if params[..i].iter().any(|(p, _)| p == k) {
+    let mut seen = std::collections::HashSet::new();
+    for (k, _) in params {
+        if !seen.insert(k.as_str()) {
             return Err(page(&format!("parameter {k} is repeated")));
         }
     }

@@ -28,6 +28,10 @@ const MAX_CACHED: usize = 10_000;
 pub struct MetadataFetcher {
     allow_private: bool,
     cache: Mutex<HashMap<String, (Client, u64)>>,
+    /// Recently refused URLs (until when), so unauthenticated requests cannot make us fetch a
+    /// bad URL again and again.
+    failures: Mutex<HashMap<String, u64>>,
+    slots: tokio::sync::Semaphore,
     clock: Arc<dyn Clock>,
 }
 
@@ -42,15 +46,28 @@ struct Document {
     grant_types: Option<Vec<String>>,
 }
 
+/// The client learns that the document was refused, not why: the reason (addresses the name
+/// resolves to, resolution errors) would make us an oracle for the internal network. It goes
+/// to the log instead.
 fn refuse(url: &str, why: impl std::fmt::Display) -> OAuthError {
-    OAuthError::InvalidClient(format!("client metadata document {url}: {why}"))
+    tracing::info!(%url, reason = %why, "client metadata document refused");
+    OAuthError::InvalidClient(format!(
+        "the client metadata document {url} could not be used (it must be https, public, valid JSON naming itself)"
+    ))
 }
+
+/// Fetches at once, across all requests: more wait for nothing and are refused.
+const MAX_CONCURRENT: usize = 16;
+/// How long a refused URL is not fetched again.
+const FAILURE_CACHE_MS: u64 = 60_000;
 
 impl MetadataFetcher {
     pub fn new(allow_private: bool, clock: Arc<dyn Clock>) -> Self {
         Self {
             allow_private,
             cache: Mutex::new(HashMap::new()),
+            failures: Mutex::new(HashMap::new()),
+            slots: tokio::sync::Semaphore::new(MAX_CONCURRENT),
             clock,
         }
     }
@@ -68,7 +85,28 @@ impl MetadataFetcher {
         {
             return Ok(c.clone());
         }
-        let (client, max_age_s) = self.fetch_uncached(url).await?;
+        if self
+            .failures
+            .lock()
+            .get(url)
+            .is_some_and(|until| *until > now)
+        {
+            return Err(refuse(url, "refused recently"));
+        }
+        let Ok(_slot) = self.slots.try_acquire() else {
+            return Err(refuse(url, "too many metadata fetches at once"));
+        };
+        let (client, max_age_s) = match self.fetch_uncached(url).await {
+            Ok(v) => v,
+            Err(e) => {
+                let mut failures = self.failures.lock();
+                if failures.len() >= MAX_CACHED {
+                    failures.retain(|_, until| *until > now);
+                }
+                failures.insert(url.to_string(), now + FAILURE_CACHE_MS);
+                return Err(e);
+            }
+        };
         if max_age_s > 0 {
             let mut cache = self.cache.lock();
             if cache.len() >= MAX_CACHED {
@@ -117,6 +155,8 @@ impl MetadataFetcher {
             ));
         }
         let http = reqwest::Client::builder()
+            // A proxy would resolve the name again itself, undoing the check above.
+            .no_proxy()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(TIMEOUT)
             .resolve_to_addrs(&host, &addrs)

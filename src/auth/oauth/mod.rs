@@ -1,6 +1,6 @@
 //! The built-in OAuth 2.1 authorization server, free of the web framework: who the clients
 //! are (`clients`, `cimd`), what an authorization request may ask (`authorize`), the grants
-//! of `/token` (`grants`), revocation (`revoke`) and the sealed values that carry a sign-in
+//! of `/token` and revocation (`grants`), and the sealed values that carry a sign-in
 //! across the login and consent pages (`seal`). Time is passed in from the `Clock`.
 
 pub mod authorize;
