@@ -272,6 +272,13 @@ fn param_of<'a>(pairs: &[(&str, &'a str)], name: &str) -> Option<&'a str> {
     pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| *v)
 }
 
+/// The value of a hidden form field of a server-rendered page.
+pub fn hidden_field(html: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let at = html.find(&marker).unwrap() + marker.len();
+    html[at..at + html[at..].find('"').unwrap()].to_string()
+}
+
 pub fn access(t: &Value) -> &str {
     t["access_token"].as_str().unwrap()
 }
@@ -746,10 +753,7 @@ async fn the_sign_in_pages_refuse_forms_from_another_browser_session() {
         html.contains("it client") && html.contains("127.0.0.1"),
         "names the client and its redirect host"
     );
-    let field = |name: &str| {
-        let at = html.find(&format!("name=\"{name}\" value=\"")).unwrap() + name.len() + 15;
-        html[at..at + html[at..].find('"').unwrap()].to_string()
-    };
+    let field = |name: &str| hidden_field(&html, name);
     let (request, csrf) = (field("request"), field("csrf"));
     let cookie_value = cookie.split(';').next().unwrap().to_string();
     let post = |cookie: Option<String>, password: &str| {
@@ -791,8 +795,8 @@ async fn the_sign_in_pages_refuse_forms_from_another_browser_session() {
     assert_eq!(consent.status(), 200);
     let html = consent.text().await.unwrap();
     assert!(html.contains("id=\"approve\"") && html.contains("id=\"loopback-warning\""));
-    let at = html.find("name=\"grant\" value=\"").unwrap() + 20;
-    let grant = &html[at..at + html[at..].find('"').unwrap()];
+    let grant = hidden_field(&html, "grant");
+    let grant = grant.as_str();
     let approve = s
         .oauth
         .http
@@ -856,10 +860,7 @@ async fn upstream_sign_in_refuses_unknown_state_and_an_unreachable_provider() {
         html.contains("id=\"sso\"") && html.contains("Sign in with Corp SSO"),
         "{html}"
     );
-    let field = |name: &str| {
-        let at = html.find(&format!("name=\"{name}\" value=\"")).unwrap() + name.len() + 15;
-        html[at..at + html[at..].find('"').unwrap()].to_string()
-    };
+    let field = |name: &str| hidden_field(&html, name);
     let (request, csrf) = (field("request"), field("csrf"));
     let post = |cookie: Option<&str>| {
         let mut r = s

@@ -173,6 +173,29 @@ pub(super) fn csrf_ok(headers: &HeaderMap, form_csrf: &str, sealed_digest: &str)
     })
 }
 
+/// The pending request a sign-in form carries, if it is intact, unexpired and posted by the
+/// browser it was issued to; else what the error page says.
+pub(super) fn open_pending(
+    auth: &AuthServer,
+    headers: &HeaderMap,
+    request: &str,
+    csrf: &str,
+) -> Result<Pending, (StatusCode, &'static str)> {
+    let Some(pending) = open::<Pending>(&auth.keys, "authorize", request, auth.now_s()) else {
+        return Err((
+            StatusCode::BAD_REQUEST,
+            "this sign-in expired or was changed; start again",
+        ));
+    };
+    if !csrf_ok(headers, csrf, &pending.csrf) {
+        return Err((
+            StatusCode::FORBIDDEN,
+            "the sign-in form did not come from this browser session",
+        ));
+    }
+    Ok(pending)
+}
+
 #[derive(Deserialize)]
 pub struct LoginForm {
     request: String,
@@ -187,19 +210,10 @@ pub async fn login_post(
     Form(form): Form<LoginForm>,
 ) -> Response {
     let auth = state.auth.clone();
-    let Some(pending) = open::<Pending>(&auth.keys, "authorize", &form.request, auth.now_s())
-    else {
-        return pages::error(
-            StatusCode::BAD_REQUEST,
-            "this sign-in expired or was changed; start again",
-        );
+    let pending = match open_pending(&auth, &headers, &form.request, &form.csrf) {
+        Ok(p) => p,
+        Err((status, why)) => return pages::error(status, why),
     };
-    if !csrf_ok(&headers, &form.csrf, &pending.csrf) {
-        return pages::error(
-            StatusCode::FORBIDDEN,
-            "the sign-in form did not come from this browser session",
-        );
-    }
     let ask = Ask {
         client_name: &pending.req.client_name,
         redirect_uri: &pending.req.redirect_uri,

@@ -10,10 +10,9 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::{Deserialize, Serialize};
 
-use super::authorize::{PAGE_TTL_S, Pending, consent_page, csrf_cookie, csrf_ok};
+use super::authorize::{PAGE_TTL_S, Pending, consent_page, csrf_cookie, open_pending};
 use super::{issuer, pages};
 use crate::auth::keys::{digest, same};
-use crate::auth::oauth::seal::open;
 use crate::auth::upstream::{Begun, UpstreamError};
 use crate::state::AuthRecord;
 use crate::transport::HttpState;
@@ -42,19 +41,10 @@ pub async fn upstream_post(
     let Some(upstream) = &auth.upstream else {
         return pages::error(StatusCode::NOT_FOUND, "no identity provider is configured");
     };
-    let Some(pending) = open::<Pending>(&auth.keys, "authorize", &form.request, auth.now_s())
-    else {
-        return pages::error(
-            StatusCode::BAD_REQUEST,
-            "this sign-in expired or was changed; start again",
-        );
+    let pending = match open_pending(auth, &headers, &form.request, &form.csrf) {
+        Ok(p) => p,
+        Err((status, why)) => return pages::error(status, why),
     };
-    if !csrf_ok(&headers, &form.csrf, &pending.csrf) {
-        return pages::error(
-            StatusCode::FORBIDDEN,
-            "the sign-in form did not come from this browser session",
-        );
-    }
     let callback = format!("{}/authorize/callback", issuer(&state, &headers));
     let begun = match upstream.begin(&callback).await {
         Ok(b) => b,

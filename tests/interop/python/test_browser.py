@@ -197,9 +197,11 @@ def test_login_consent_approve_then_token_opens_mcp(local_daemon, callback_serve
 def test_wrong_password_stays_on_login_page(local_daemon, callback_server, browser):
     auth = _new_auth(local_daemon, callback_server)
     _open_login(browser, auth, None)
-    old_password = browser.find_element(By.NAME, "password")
     _sign_in(browser, "admin", ADMIN_PASSWORD + "-wrong")
-    _wait(browser).until(ec.staleness_of(old_password))
+    # The first page has no #error, so its presence means the re-rendered page is loaded.
+    # (Waiting for the old field to go stale raced with chromedriver's DOM bookkeeping:
+    # "Node with given id does not belong to the document".)
+    _wait_for(browser, (By.ID, "error"), "error on the login page after a wrong password", "02-wrong-password")
     _wait_for(browser, (By.NAME, "password"), "login page after a wrong password", "02-wrong-password")
     _snapshot(browser, "02-wrong-password")
 
