@@ -32,8 +32,6 @@ async fn main() -> ExitCode {
 }
 
 async fn run() -> anyhow::Result<()> {
-    // reqwest (JWKS and client metadata fetches) needs one TLS crypto provider per process.
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let config = Config::parse();
     telemetry::init(config.log_format, &config.log_level);
     match &config.command {
@@ -114,13 +112,7 @@ async fn stdio_principal(
         && mcp_daemon::auth::keys::same(token.as_bytes(), admin.as_bytes())
     {
         tracing::info!("stdio authenticated with ADMIN_STATIC_TOKEN");
-        return Ok(Principal {
-            subject: "admin-static-token".into(),
-            scopes: vec![scope::BASE_SCOPE.into()],
-            roles: vec![scope::ADMIN_ROLE.into()],
-            client_id: None,
-            authenticated: true,
-        });
+        return Ok(Principal::static_admin());
     }
     let (Ok(user), Ok(password)) = (std::env::var("MCP_USERNAME"), std::env::var("MCP_PASSWORD"))
     else {

@@ -76,11 +76,7 @@ pub struct Cognito {
 
 impl Cognito {
     pub fn new(settings: CognitoSettings, clock: Arc<dyn Clock>) -> Result<Self, String> {
-        let http = reqwest::Client::builder()
-            .timeout(TIMEOUT)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| e.to_string())?;
+        let http = super::jwks::provider_client(TIMEOUT)?;
         Ok(Self {
             jwks: Jwks::new(settings.jwks_url.clone(), http.clone(), clock.clone()),
             settings,

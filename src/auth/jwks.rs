@@ -13,6 +13,16 @@ use crate::clock::Clock;
 
 const REFETCH_MS: u64 = 60_000;
 
+/// The HTTP client for an identity provider we trust by configuration (JWKS, token and
+/// sign-in endpoints): a deadline on every call, and no redirects followed.
+pub fn provider_client(timeout: std::time::Duration) -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| e.to_string())
+}
+
 pub struct Jwks {
     url: String,
     http: reqwest::Client,

@@ -52,6 +52,17 @@ impl Principal {
         }
     }
 
+    /// Whoever presents `ADMIN_STATIC_TOKEN` (HTTP bearer or stdio's `MCP_AUTH_TOKEN`).
+    pub fn static_admin() -> Self {
+        Self {
+            subject: "admin-static-token".to_string(),
+            scopes: vec![scope::BASE_SCOPE.to_string()],
+            roles: vec![scope::ADMIN_ROLE.to_string()],
+            client_id: None,
+            authenticated: true,
+        }
+    }
+
     pub fn is_admin(&self) -> bool {
         self.roles.iter().any(|r| r == scope::ADMIN_ROLE)
     }

@@ -131,11 +131,7 @@ async fn send(
 
 impl Upstream {
     pub fn new(settings: UpstreamSettings, clock: Arc<dyn Clock>) -> Result<Self, String> {
-        let http = reqwest::Client::builder()
-            .timeout(TIMEOUT)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| e.to_string())?;
+        let http = super::jwks::provider_client(TIMEOUT)?;
         Ok(Self {
             settings,
             http,

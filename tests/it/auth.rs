@@ -252,6 +252,16 @@ impl OAuth {
         .await
     }
 
+    /// `POST /revoke` of `token` by the public client `client`.
+    pub async fn revoke(&self, client: &str, token: &str) -> reqwest::Response {
+        self.http
+            .post(format!("{}/revoke", self.base))
+            .form(&[("token", token), ("client_id", client)])
+            .send()
+            .await
+            .unwrap()
+    }
+
     pub async fn login(&self, user: &str, password: &str) -> String {
         let r = self
             .http
@@ -315,15 +325,7 @@ async fn a_401_points_at_metadata_that_leads_to_the_authorization_server() {
         challenge,
         format!("Bearer resource_metadata=\"{prm_url}\", scope=\"mcp\"")
     );
-    let prm: Value = s
-        .http
-        .get(&prm_url)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let prm: Value = s.get_json(&prm_url).await;
     assert_eq!(
         prm["resource"],
         format!("{}/mcp", s.base),
@@ -333,24 +335,12 @@ async fn a_401_points_at_metadata_that_leads_to_the_authorization_server() {
     assert_eq!(prm["bearer_methods_supported"], json!(["header"]));
     assert_eq!(prm["scopes_supported"], json!(["mcp", "notes:write"]));
     let root: Value = s
-        .http
-        .get(s.url("/.well-known/oauth-protected-resource"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .get_json(s.url("/.well-known/oauth-protected-resource"))
+        .await;
     assert_eq!(root["resource"], s.base);
     let team: Value = s
-        .http
-        .get(s.url("/.well-known/oauth-protected-resource/team-a/mcp"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .get_json(s.url("/.well-known/oauth-protected-resource/team-a/mcp"))
+        .await;
     assert_eq!(team["resource"], format!("{}/team-a/mcp", s.base));
     let on_team = s
         .http
@@ -374,23 +364,9 @@ async fn a_401_points_at_metadata_that_leads_to_the_authorization_server() {
         );
     }
     let meta: Value = s
-        .http
-        .get(s.url("/.well-known/oauth-authorization-server"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let oidc: Value = s
-        .http
-        .get(s.url("/.well-known/openid-configuration"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .get_json(s.url("/.well-known/oauth-authorization-server"))
+        .await;
+    let oidc: Value = s.get_json(s.url("/.well-known/openid-configuration")).await;
     assert_eq!(meta, oidc, "both documents are identical");
     assert_eq!(meta["issuer"], s.base);
     assert_eq!(meta["code_challenge_methods_supported"], json!(["S256"]));

@@ -256,24 +256,10 @@ async fn a_revoked_token_is_refused_and_others_are_not() {
     let (_, other) = s.oauth.sign_in(&[]).await;
     // Revoking needs the owning client: another client's attempt changes nothing.
     let stranger = s.oauth.register(REDIRECT).await;
-    let r = s
-        .oauth
-        .http
-        .post(s.url("/revoke"))
-        .form(&[("token", access(&t)), ("client_id", &stranger)])
-        .send()
-        .await
-        .unwrap();
+    let r = s.oauth.revoke(&stranger, access(&t)).await;
     assert_eq!(r.status(), 200);
     assert_eq!(ping_status(&s.with_token(access(&t))).await.0, 200);
-    let r = s
-        .oauth
-        .http
-        .post(s.url("/revoke"))
-        .form(&[("token", access(&t)), ("client_id", &client)])
-        .send()
-        .await
-        .unwrap();
+    let r = s.oauth.revoke(&client, access(&t)).await;
     assert_eq!(r.status(), 200);
     let (status, challenge) = ping_status(&s.with_token(access(&t))).await;
     assert_eq!(status, 401);
@@ -293,15 +279,8 @@ async fn a_revoked_token_is_refused_and_others_are_not() {
         .unwrap();
     assert_eq!(ping_status(&s.with_token(access(&fresh))).await.0, 200);
     s.oauth
-        .http
-        .post(s.url("/revoke"))
-        .form(&[
-            ("token", fresh["refresh_token"].as_str().unwrap()),
-            ("client_id", &client),
-        ])
-        .send()
-        .await
-        .unwrap();
+        .revoke(&client, fresh["refresh_token"].as_str().unwrap())
+        .await;
     assert_eq!(ping_status(&s.with_token(access(&fresh))).await.0, 401);
     let again = s
         .oauth

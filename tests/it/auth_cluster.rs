@@ -60,13 +60,7 @@ async fn grant_works_everywhere_and_revocation_reaches_every_node(redis: SharedR
     let (x, y): (Value, Value) = (x.json().await.unwrap(), y.json().await.unwrap());
     assert_eq!(x["refresh_token"], y["refresh_token"]);
     // A revocation through A is refused by every node.
-    let rev = a
-        .http
-        .post(format!("{}/revoke", a.base))
-        .form(&[("token", access(&x)), ("client_id", client.as_str())])
-        .send()
-        .await
-        .unwrap();
+    let rev = a.revoke(&client, access(&x)).await;
     assert_eq!(rev.status(), 200);
     for n in &nodes {
         assert_eq!(

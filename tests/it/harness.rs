@@ -50,6 +50,18 @@ impl McpHttp {
         Self { base, http }
     }
 
+    /// GET `url` and parse the body as JSON.
+    pub async fn get_json(&self, url: impl reqwest::IntoUrl) -> Value {
+        self.http
+            .get(url)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     /// The same server, every request carrying `Authorization: Bearer <token>`.
     pub fn with_token(&self, token: &str) -> Self {
         let mut headers = reqwest::header::HeaderMap::new();

@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use super::issuer;
 use crate::auth::cognito::Cognito;
 use crate::auth::keys::same;
-use crate::auth::scope::{self, ADMIN_ROLE, BASE_SCOPE};
+use crate::auth::scope::{self, BASE_SCOPE};
 use crate::auth::token::{self, TokenError};
 use crate::auth::{AuthProvider, Principal};
 use crate::transport::HttpState;
@@ -128,13 +128,7 @@ async fn identify(
         && same(admin.as_bytes(), token.as_bytes())
     {
         tracing::info!("request authenticated with ADMIN_STATIC_TOKEN");
-        return Ok(Principal {
-            subject: "admin-static-token".into(),
-            scopes: vec![BASE_SCOPE.to_string()],
-            roles: vec![ADMIN_ROLE.to_string()],
-            client_id: None,
-            authenticated: true,
-        });
+        return Ok(Principal::static_admin());
     }
     if let Some(cognito) = &auth.cognito
         && Cognito::looks_like(token, &auth.keys)
