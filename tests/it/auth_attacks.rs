@@ -6,9 +6,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 
-use crate::auth::{
-    ADMIN_PASSWORD, AuthServer, REDIRECT, V, access, param, ping_status, pkce, query_of,
-};
+use crate::auth::{AuthServer, REDIRECT, V, access, param, ping_status, pkce, query_of};
 
 async fn error_of(r: reqwest::Response) -> (u16, String) {
     let status = r.status().as_u16();
@@ -361,7 +359,6 @@ async fn another_users_session_id_is_not_found() {
         .await
         .unwrap();
     assert_eq!(wrong.status(), 401);
-    let _ = ADMIN_PASSWORD;
 }
 
 #[tokio::test]
