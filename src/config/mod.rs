@@ -6,9 +6,12 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
+
+mod limits;
 
 pub use crate::auth::AuthProvider;
+pub use limits::{AuthLimits, HttpLimits, StateLimits};
 use serde::Serialize;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
@@ -306,6 +309,18 @@ pub struct Config {
     #[arg(long, env = "REGION_NAME", hide = true)]
     #[serde(skip)]
     pub region_name: Option<String>,
+
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub http_limits: HttpLimits,
+
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub state_limits: StateLimits,
+
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub auth_limits: AuthLimits,
 }
 
 fn mask_list<S: serde::Serializer>(v: &[String], s: S) -> Result<S::Ok, S::Error> {
@@ -390,6 +405,9 @@ impl Config {
         {
             return Err(ConfigError::Prefix(self.redis_prefix.clone()));
         }
+        self.http_limits.validate()?;
+        self.state_limits.validate()?;
+        self.auth_limits.validate()?;
         self.validate_auth()
     }
 
@@ -488,32 +506,33 @@ impl Config {
         Some(u.origin().ascii_serialization())
     }
 
-    /// A config for tests: loopback, port 0, the embedded demo catalog, quiet.
+    /// Parses `args` (the program name first) as the command line, reading no environment
+    /// variable: what tests and `defaults` use, so a variable set on the machine running them
+    /// cannot change what they test. Exits with clap's message on bad flags, like `parse`.
+    pub fn from_flags<I, T>(args: I) -> Self
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let matches = Self::command_without_env().get_matches_from(args);
+        Config::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+    }
+
+    fn command_without_env() -> clap::Command {
+        Config::command().mut_args(|a| a.env(None))
+    }
+
+    /// Every documented default, with no environment variable read.
+    pub fn defaults() -> Self {
+        Config::from_flags(["mcp-daemon"])
+    }
+
+    /// A config for tests: the defaults (hermetic: no environment variable is read) on
+    /// loopback, port 0, the embedded demo catalog, quiet.
     pub fn for_test() -> Self {
-        // Parsing an empty command line yields every documented default.
-        let mut c = Config::parse_from(["mcp-daemon"]);
+        let mut c = Config::defaults();
         c.port = 0;
-        c.host = IpAddr::from([127, 0, 0, 1]);
-        c.config_file = None;
-        c.allowed_hosts = Vec::new();
-        c.allowed_origins = Vec::new();
         c.log_level = "warn".into();
-        c.redis_url = None;
-        c.request_state_key = None;
-        c.auth_provider = None;
-        c.jwt_secret_key = None;
-        c.jwt_previous_keys = Vec::new();
-        c.admin_static_token = None;
-        c.admin_password = None;
-        c.oauth_test_user = None;
-        c.public_url = None;
-        c.local_user_file = None;
-        c.oauth_clients_file = None;
-        c.cognito_user_pool_id = None;
-        c.cognito_app_client_id = Vec::new();
-        c.oidc_issuer = None;
-        c.oidc_client_id = None;
-        c.oidc_client_secret = None;
         c
     }
 
@@ -545,7 +564,7 @@ mod tests {
 
     #[test]
     fn defaults_are_secure_and_valid() {
-        let c = Config::parse_from(["mcp-daemon"]);
+        let c = Config::from_flags(["mcp-daemon"]);
         assert_eq!(c.host, IpAddr::from([127, 0, 0, 1]));
         assert_eq!(c.port, 8000);
         assert_eq!(c.session_ttl_secs, 3600);
@@ -555,7 +574,7 @@ mod tests {
 
     #[test]
     fn flags_parse_and_validation_refuses_zeroes() {
-        let c = Config::parse_from([
+        let c = Config::from_flags([
             "mcp-daemon",
             "--transport",
             "stdio",
@@ -574,7 +593,7 @@ mod tests {
 
     #[test]
     fn unsafe_auth_settings_stop_start_up_and_secrets_are_masked() {
-        let c = Config::parse_from([
+        let c = Config::from_flags([
             "mcp-daemon",
             "--auth-provider",
             "local",
@@ -589,11 +608,11 @@ mod tests {
         let shown = c.effective().to_string();
         assert!(!shown.contains("hunter2"), "{shown}");
         assert_eq!(c.effective()["jwt_secret_key"], "***");
-        let c = Config::parse_from(["mcp-daemon", "--redis-url", "redis://10.0.0.1"]);
+        let c = Config::from_flags(["mcp-daemon", "--redis-url", "redis://10.0.0.1"]);
         let err = c.validate().unwrap_err().to_string();
         assert!(err.contains("REQUEST_STATE_KEY"), "{err}");
         let key = "k".repeat(32);
-        let ok = Config::parse_from([
+        let ok = Config::from_flags([
             "mcp-daemon",
             "--redis-url",
             "redis://a:1, redis://b:2",
@@ -615,23 +634,23 @@ mod tests {
 
     #[test]
     fn auth_defaults_follow_the_listen_address() {
-        let local = Config::parse_from(["mcp-daemon"]);
+        let local = Config::from_flags(["mcp-daemon"]);
         assert_eq!(local.auth(), AuthProvider::None, "loopback demo stays open");
-        let public = Config::parse_from(["mcp-daemon", "--host", "0.0.0.0"]);
+        let public = Config::from_flags(["mcp-daemon", "--host", "0.0.0.0"]);
         assert_eq!(
             public.auth(),
             AuthProvider::Local,
             "reachable means authenticated"
         );
         let explicit =
-            Config::parse_from(["mcp-daemon", "--host", "0.0.0.0", "--auth-provider", "none"]);
+            Config::from_flags(["mcp-daemon", "--host", "0.0.0.0", "--auth-provider", "none"]);
         assert_eq!(
             explicit.auth(),
             AuthProvider::None,
             "set explicitly, it wins"
         );
         let key = "k".repeat(32);
-        let cluster = Config::parse_from([
+        let cluster = Config::from_flags([
             "mcp-daemon",
             "--host",
             "0.0.0.0",
@@ -645,7 +664,7 @@ mod tests {
             err.contains("JWT_SECRET_KEY"),
             "a cluster needs one shared key: {err}"
         );
-        let test_mode = Config::parse_from([
+        let test_mode = Config::from_flags([
             "mcp-daemon",
             "--host",
             "0.0.0.0",
@@ -653,9 +672,9 @@ mod tests {
             "admin",
         ]);
         assert!(test_mode.validate().is_err(), "test mode only on loopback");
-        let cognito = Config::parse_from(["mcp-daemon", "--auth-provider", "cognito"]);
+        let cognito = Config::from_flags(["mcp-daemon", "--auth-provider", "cognito"]);
         assert!(cognito.validate().is_err());
-        let bad_url = Config::parse_from([
+        let bad_url = Config::from_flags([
             "mcp-daemon",
             "--auth-provider",
             "local",
@@ -666,8 +685,30 @@ mod tests {
     }
 
     #[test]
+    fn tests_read_no_environment_variable() {
+        let cmd = Config::command_without_env();
+        let with_env: Vec<_> = cmd
+            .get_arguments()
+            .filter(|a| a.get_env().is_some())
+            .map(|a| a.get_id().to_string())
+            .collect();
+        assert!(
+            with_env.is_empty(),
+            "still read from the environment: {with_env:?}"
+        );
+        let read = Config::command()
+            .get_arguments()
+            .filter(|a| a.get_env().is_some())
+            .count();
+        assert!(
+            read > 40,
+            "the real command line reads its variables ({read})"
+        );
+    }
+
+    #[test]
     fn check_config_subcommand_parses() {
-        let c = Config::parse_from(["mcp-daemon", "check-config"]);
+        let c = Config::from_flags(["mcp-daemon", "check-config"]);
         assert_eq!(c.command, Some(Command::CheckConfig));
     }
 }
