@@ -65,6 +65,7 @@ pub async fn build_engine(
                 timeout: Duration::from_millis(config.redis_timeout_ms),
                 session_ttl: config.session_ttl(),
                 limits,
+                eviction_check: config.redis_eviction_check,
             };
             let redis = crate::state::redis::connect(&settings, clock.clone()).await?;
             tracing::info!(
@@ -106,6 +107,7 @@ pub async fn build_engine(
             }
         },
         request_state_ttl: Duration::from_secs(config.request_state_ttl_secs),
+        config_file: config.config_file.clone(),
     };
     let engine = Engine::new(catalog, backends, settings)?;
     engine.start_routing().await?;

@@ -47,7 +47,7 @@ async fn run() -> anyhow::Result<()> {
         engine.clone(),
         std::time::Duration::from_secs(config.session_reap_interval_secs),
     );
-    spawn_reload_on_sighup(&config, engine.clone());
+    spawn_reload_on_sighup(engine.clone());
 
     if config.transport == TransportMode::Stdio {
         let principal = stdio_principal(&config, &engine).await?;
@@ -74,8 +74,36 @@ async fn run() -> anyhow::Result<()> {
         );
     }
     tracing::info!(%local, "mcp-daemon listening on http://{local}/mcp (also /sse, /http, /health)");
-    app::serve(listener, state, shutdown_signal()).await?;
-    Ok(())
+    serve_until_terminated(listener, state, config.shutdown_grace()).await
+}
+
+/// Serves until SIGTERM or Ctrl-C, then stops accepting and gives open connections `grace` to
+/// finish (calls in flight complete; open streams hold the server only until then), so a
+/// stopped node always exits within a bounded time.
+async fn serve_until_terminated(
+    listener: tokio::net::TcpListener,
+    state: mcp_daemon::transport::HttpState,
+    grace: std::time::Duration,
+) -> anyhow::Result<()> {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let mut server = tokio::spawn(app::serve(listener, state, async {
+        let _ = stopped.await;
+    }));
+    tokio::select! {
+        ended = &mut server => return Ok(ended??),
+        () = shutdown_signal() => {}
+    }
+    let _ = stop.send(());
+    match tokio::time::timeout(grace, server).await {
+        Ok(ended) => Ok(ended??),
+        Err(_) => {
+            tracing::warn!(
+                grace_secs = grace.as_secs(),
+                "connections were still open at the end of the shutdown grace period; exiting"
+            );
+            Ok(())
+        }
+    }
 }
 
 /// Prints the effective configuration and catalog; fails (exit 1) when either is invalid.
@@ -176,23 +204,17 @@ fn users_cli(config: &Config, action: &UserCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// SIGHUP re-reads the MCP config file; clients get `notifications/*/list_changed`.
-fn spawn_reload_on_sighup(config: &Config, engine: Arc<mcp_daemon::engine::Engine>) {
-    let path = config.config_file.clone();
+/// SIGHUP asks every node of the cluster (this one too) to re-read its MCP config file; each
+/// then sends its clients `notifications/*/list_changed` for what changed.
+fn spawn_reload_on_sighup(engine: Arc<mcp_daemon::engine::Engine>) {
     tokio::spawn(async move {
         let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         else {
             return;
         };
         while hup.recv().await.is_some() {
-            match Catalog::load(path.as_deref()) {
-                Ok(next) => {
-                    engine.replace_catalog(next).await;
-                    tracing::info!("config reloaded");
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "config reload failed; keeping the previous catalog")
-                }
+            if let Err(e) = engine.reload_config_everywhere().await {
+                tracing::error!(error = %e, "cannot ask the nodes to reload the config");
             }
         }
     });

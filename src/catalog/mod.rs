@@ -291,6 +291,19 @@ pub struct CatalogChanges {
     pub prompts: bool,
 }
 
+impl CatalogChanges {
+    /// The catalog event types (`tools_changed`, ...) of what changed.
+    pub fn kinds(&self) -> impl Iterator<Item = &'static str> {
+        [
+            (self.tools, "tools_changed"),
+            (self.resources, "resources_changed"),
+            (self.prompts, "prompts_changed"),
+        ]
+        .into_iter()
+        .filter_map(|(changed, kind)| changed.then_some(kind))
+    }
+}
+
 /// Builtin modules instantiated once per catalog, shared by every entry that names them.
 #[derive(Default)]
 struct Modules {

@@ -89,6 +89,11 @@ pub struct Config {
     #[arg(long, env = "SESSION_TTL_SECS", default_value_t = 3600)]
     pub session_ttl_secs: u64,
 
+    /// Seconds a node stopping on SIGTERM gives open connections to finish (calls in flight
+    /// complete, open streams are cut at the end), so it always exits within this bound.
+    #[arg(long, env = "SHUTDOWN_GRACE_SECS", default_value_t = 10)]
+    pub shutdown_grace_secs: u64,
+
     /// How often expired sessions are swept, in seconds.
     #[arg(long, env = "SESSION_REAP_INTERVAL_SECS", default_value_t = 30)]
     pub session_reap_interval_secs: u64,
@@ -171,6 +176,17 @@ pub struct Config {
     /// Milliseconds a Redis command may take before the request fails with 503.
     #[arg(long, env = "REDIS_TIMEOUT_MS", default_value_t = 2000)]
     pub redis_timeout_ms: u64,
+
+    /// When Redis's `maxmemory-policy` could evict keys with a TTL (sessions, codes,
+    /// revocation markers: a revoked token would work again): `refuse` to start, or `warn`.
+    /// `noeviction` (as in redis/redis.conf) or no `maxmemory` passes.
+    #[arg(
+        long,
+        env = "REDIS_EVICTION_CHECK",
+        value_enum,
+        default_value = "refuse"
+    )]
+    pub redis_eviction_check: crate::state::redis::EvictionCheck,
 
     /// Who may call: `none` (everyone is anonymous), `local` (local users and the built-in
     /// OAuth 2.1 server) or `cognito`. Unset: `none` when listening on loopback only, `local`
@@ -534,6 +550,10 @@ impl Config {
         c.port = 0;
         c.log_level = "warn".into();
         c
+    }
+
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_secs(self.shutdown_grace_secs)
     }
 
     pub fn session_ttl(&self) -> Duration {

@@ -28,9 +28,10 @@ const FORWARD_TIMEOUT: Duration = Duration::from_secs(3);
 pub struct Forwarded(Mutex<HashMap<String, oneshot::Sender<Result<Value, RpcError>>>>);
 
 impl Engine {
-    /// Subscribes this node to the cluster's control topic and to its own topic, and serves
-    /// what arrives until the engine is dropped.
+    /// Subscribes this node to the catalog topic, the cluster's control topic and its own
+    /// topic, and serves what arrives until the engine is dropped.
     pub async fn start_routing(self: &Arc<Self>) -> Result<(), StateError> {
+        self.start_catalog_watch().await?;
         let bus = &self.backends.bus;
         if !bus.spans_nodes() {
             return Ok(());

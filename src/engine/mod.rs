@@ -3,6 +3,7 @@
 //! Transports hand it parsed messages plus who is calling and which session; it hands back
 //! responses and pushes related messages into the request's outgoing channel.
 
+mod catalog_watch;
 mod cluster;
 mod completion;
 mod invoke;
@@ -59,6 +60,9 @@ pub struct EngineSettings {
     pub request_state_key: Vec<u8>,
     /// How long a sealed `requestState` stays valid.
     pub request_state_ttl: Duration,
+    /// The config file the catalog came from (`None`: the embedded demo), re-read when any
+    /// node of the cluster is told to reload.
+    pub config_file: Option<std::path::PathBuf>,
 }
 
 /// The backends the engine reads and writes.
@@ -146,6 +150,8 @@ pub struct Engine {
     /// This node's id; server-to-client request ids start with it, so an answer that lands
     /// on another node can be routed back here.
     id_prefix: Arc<str>,
+    /// This node's reader of the catalog topic and the local channel its clients hear from.
+    catalog_events: catalog_watch::CatalogEvents,
 }
 
 /// How node ids (and so server-to-client request ids) start.
@@ -165,6 +171,7 @@ impl Engine {
         )
         .map_err(|_| EngineError::StateKey)?;
         Ok(Arc::new(Self {
+            catalog_events: catalog_watch::CatalogEvents::new(settings.config_file.clone()),
             catalog: CatalogHandle::new(catalog),
             backends,
             settings,
@@ -204,17 +211,12 @@ impl Engine {
     /// Swaps in a new catalog and tells every session which lists changed.
     pub async fn replace_catalog(&self, next: Catalog) {
         let changes = self.catalog.replace(next);
-        for (changed, kind) in [
-            (changes.tools, "tools_changed"),
-            (changes.resources, "resources_changed"),
-            (changes.prompts, "prompts_changed"),
-        ] {
-            if changed
-                && let Err(e) = self
-                    .backends
-                    .bus
-                    .publish(topics::CATALOG, json!({"type": kind}))
-                    .await
+        for kind in changes.kinds() {
+            if let Err(e) = self
+                .backends
+                .bus
+                .publish(topics::CATALOG, json!({"type": kind}))
+                .await
             {
                 tracing::warn!(error = %e, "could not publish a catalog change");
             }

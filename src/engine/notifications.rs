@@ -16,7 +16,7 @@ impl Engine {
         self: &Arc<Self>,
         session: SessionId,
     ) -> Result<BoxStream<'static, Value>, StateError> {
-        let catalog = self.backends.bus.subscribe(topics::CATALOG).await?;
+        let catalog = self.catalog_events();
         let own = self
             .backends
             .bus

@@ -1,7 +1,8 @@
 //! Bus topics the engine publishes on and what their messages look like.
 
-/// Catalog-wide events: `{"type": "tools_changed" | "resources_changed" | "prompts_changed"}`
-/// and `{"type": "resource_updated", "uri": ...}`.
+/// Catalog-wide events: `{"type": "tools_changed" | "resources_changed" | "prompts_changed"}`,
+/// `{"type": "resource_updated", "uri": ...}` and `{"type": "config_reload"}` (every node
+/// re-reads its config file, then tells its own clients what changed).
 pub const CATALOG: &str = "catalog";
 
 /// Messages for every node: `cancel`, `session_ended`, `get_stream` (see `cluster.rs`).

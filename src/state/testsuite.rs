@@ -299,6 +299,7 @@ mod on_redis {
             timeout: Duration::from_secs(2),
             session_ttl: Duration::from_millis(ttl_ms),
             limits,
+            eviction_check: crate::state::redis::EvictionCheck::Refuse,
         };
         connect(&settings, Arc::new(SystemClock)).await.unwrap()
     }

@@ -24,6 +24,13 @@ impl SharedRedis {
         Self::Single(RedisServer::start())
     }
 
+    /// A single throwaway Redis started with extra `redis-server` arguments.
+    pub fn single_with(extra: &[&str]) -> Self {
+        let mut args = vec!["--save", "", "--appendonly", "no"];
+        args.extend_from_slice(extra);
+        Self::Single(RedisServer::start_with(&args))
+    }
+
     /// A single Redis with AOF fsynced on every write, for restart tests.
     pub fn durable() -> Self {
         Self::Single(RedisServer::start_with(&[
@@ -38,13 +45,25 @@ impl SharedRedis {
 
     /// Three masters on loopback ports, joined with `redis-cli --cluster create`.
     pub fn cluster() -> Self {
-        let servers: Vec<RedisServer> = (0..3)
+        Self::cluster_of(3, 0)
+    }
+
+    /// Three masters and a replica of each; a master is declared failed after a second of
+    /// silence and its replica promoted.
+    pub fn cluster_with_replicas() -> Self {
+        Self::cluster_of(6, 1)
+    }
+
+    fn cluster_of(count: usize, replicas: usize) -> Self {
+        let servers: Vec<RedisServer> = (0..count)
             .map(|_| {
                 RedisServer::start_with(&[
                     "--cluster-enabled",
                     "yes",
                     "--cluster-config-file",
                     "nodes.conf",
+                    "--cluster-node-timeout",
+                    "1000",
                     "--save",
                     "",
                     "--appendonly",
@@ -60,7 +79,7 @@ impl SharedRedis {
             .arg("--cluster")
             .arg("create")
             .args(&addrs)
-            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
             .output()
             .expect("redis-cli on PATH");
         assert!(
@@ -68,15 +87,28 @@ impl SharedRedis {
             "cluster create failed: {}",
             String::from_utf8_lossy(&out.stdout)
         );
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !servers.iter().all(|s| {
+        let cluster = Self::Cluster(servers);
+        cluster.until_ok(Duration::from_secs(30));
+        cluster
+    }
+
+    /// Waits until every running server of the cluster reports `cluster_state:ok`.
+    pub fn until_ok(&self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        while !self.servers().iter().filter(|s| s.running()).all(|s| {
             s.command(&["CLUSTER", "INFO"])
                 .is_some_and(|i| i.contains("cluster_state:ok"))
         }) {
             assert!(Instant::now() < deadline, "cluster did not become ok");
             std::thread::sleep(Duration::from_millis(100));
         }
-        Self::Cluster(servers)
+    }
+
+    pub fn servers_mut(&mut self) -> Vec<&mut RedisServer> {
+        match self {
+            Self::Single(s) => vec![s],
+            Self::Cluster(servers) => servers.iter_mut().collect(),
+        }
     }
 
     pub fn url(&self) -> String {
@@ -130,13 +162,39 @@ impl std::ops::Deref for Node {
 
 impl Node {
     pub async fn start(redis: &SharedRedis, env: &[(&str, &str)]) -> Self {
+        Self::start_with_config(redis, std::path::Path::new(INTEGRATION), env).await
+    }
+
+    /// A node serving the MCP config file at `config`.
+    pub async fn start_with_config(
+        redis: &SharedRedis,
+        config: &std::path::Path,
+        env: &[(&str, &str)],
+    ) -> Self {
+        let mut node = Self::spawn(redis, config, env);
+        assert!(
+            node.until_listening().await,
+            "node did not start: {}",
+            std::fs::read_to_string(&node.log).unwrap_or_default()
+        );
+        node
+    }
+
+    /// A node that may refuse to start: returns once it listens or has exited.
+    pub async fn try_start(redis: &SharedRedis, env: &[(&str, &str)]) -> Self {
+        let mut node = Self::spawn(redis, std::path::Path::new(INTEGRATION), env);
+        node.until_listening().await;
+        node
+    }
+
+    fn spawn(redis: &SharedRedis, config: &std::path::Path, env: &[(&str, &str)]) -> Self {
         let port = free_port();
         let log = std::env::temp_dir().join(format!("mcp-node-{}-{port}.log", std::process::id()));
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_mcp-daemon"));
         cmd.arg("--port")
             .arg(port.to_string())
             .arg("--config")
-            .arg(INTEGRATION)
+            .arg(config)
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("REDIS_URL", redis.url())
@@ -152,25 +210,25 @@ impl Node {
             cmd.env(k, v);
         }
         let child = cmd.spawn().unwrap();
-        let mut node = Self {
+        Self {
             client: McpHttp::new(format!("http://127.0.0.1:{port}")),
             child: Some(child),
             log,
-        };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Ok(r) = node.http.get(node.url("/health")).send().await
+        }
+    }
+
+    /// Waits (up to 20 s) until the node answers `/health`: `false` if it exited or never did.
+    async fn until_listening(&mut self) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline && self.alive() {
+            if let Ok(r) = self.http.get(self.url("/health")).send().await
                 && r.status() == 200
             {
-                return node;
+                return true;
             }
-            assert!(
-                Instant::now() < deadline && node.alive(),
-                "node did not start: {}",
-                std::fs::read_to_string(&node.log).unwrap_or_default()
-            );
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
+        false
     }
 
     /// `kill -9`: no goodbye to anyone.
@@ -179,6 +237,30 @@ impl Node {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+
+    /// Sends `signal` (e.g. `HUP`, `TERM`) to the process.
+    pub fn signal(&self, signal: &str) {
+        let pid = self.child.as_ref().expect("a running node").id();
+        let ok = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(pid.to_string())
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill -{signal} {pid} failed");
+    }
+
+    /// Waits up to `limit` for the process to exit; its exit status, or `None` if it still runs.
+    pub async fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.as_mut()?.try_wait().ok().flatten() {
+                self.child = None;
+                return Some(status);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        None
     }
 
     /// Whether the process is still running.

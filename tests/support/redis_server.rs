@@ -82,6 +82,11 @@ impl RedisServer {
         }
     }
 
+    /// Whether this server's process is running (not killed).
+    pub fn running(&self) -> bool {
+        self.child.is_some()
+    }
+
     /// Freezes the process (SIGSTOP): connections stay open but nothing answers.
     pub fn pause(&self) {
         self.signal("-STOP");

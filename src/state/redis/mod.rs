@@ -7,6 +7,7 @@ mod bus;
 mod conn;
 mod event_log;
 mod keys;
+mod policy;
 mod pubsub;
 mod session_store;
 
@@ -16,6 +17,7 @@ use std::time::Duration;
 pub use auth_store::RedisAuthStore;
 pub use bus::RedisBus;
 pub use event_log::RedisEventLog;
+pub use policy::EvictionCheck;
 pub use session_store::RedisSessionStore;
 
 use crate::clock::Clock;
@@ -37,6 +39,8 @@ pub struct RedisSettings {
     pub timeout: Duration,
     pub session_ttl: Duration,
     pub limits: EventLogLimits,
+    /// Refuse or warn when Redis's eviction policy could drop keys with a TTL.
+    pub eviction_check: EvictionCheck,
 }
 
 pub struct RedisBackends {
@@ -54,13 +58,21 @@ pub async fn connect(
 ) -> StateResult<RedisBackends> {
     let redis = Redis::connect(&settings.urls, settings.cluster, settings.timeout).await?;
     let _pong: String = redis.query(&redis::cmd("PING")).await?;
+    policy::check(&redis, settings.eviction_check).await?;
     // Classic pub/sub reaches every node of a cluster, so one connection to any node will do.
-    let first = settings.urls.first().ok_or_else(|| StateError {
-        kind: StateErrorKind::Internal,
-        cause: "no Redis URL".into(),
-    })?;
-    let client = redis::Client::open(first.as_str()).map_err(conn::failure)?;
-    let hub = Hub::start(client, settings.timeout);
+    let endpoints = if settings.cluster {
+        pubsub::Endpoints::Cluster {
+            urls: settings.urls.clone(),
+            commands: redis.clone(),
+        }
+    } else {
+        let first = settings.urls.first().ok_or_else(|| StateError {
+            kind: StateErrorKind::Internal,
+            cause: "no Redis URL".into(),
+        })?;
+        pubsub::Endpoints::Single(redis::Client::open(first.as_str()).map_err(conn::failure)?)
+    };
+    let hub = Hub::start(endpoints, settings.timeout);
     let keys = Keys::new(&settings.prefix);
     let ttl_ms = settings.session_ttl.as_millis() as u64;
     Ok(RedisBackends {

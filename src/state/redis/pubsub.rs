@@ -2,6 +2,9 @@
 //! subscribed in Redis while at least one local reader wants it, and each message is fanned
 //! out locally. The connection is re-established after Redis restarts; readers then get
 //! `Note::Resync` so they can re-read what they may have missed from the replay streams.
+//! In a Redis Cluster a message published on any node reaches every node, so the connection
+//! may go to any of them; when it is lost, the next one goes to a node the cluster reports
+//! alive (a promoted replica included), not back to the seed that failed.
 
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -15,7 +18,7 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 
-use super::conn::failure;
+use super::conn::{Redis, failure};
 use crate::state::{StateError, StateErrorKind, StateResult};
 
 /// Messages a local reader of a session's events may fall behind by before it is told to
@@ -50,6 +53,79 @@ struct Inner {
     timeout: Duration,
 }
 
+/// Where the pub/sub connection may go.
+pub enum Endpoints {
+    /// The one Redis.
+    Single(redis::Client),
+    /// A cluster: any node it reports alive through `commands`, else one of the seed `urls`.
+    Cluster { urls: Vec<String>, commands: Redis },
+}
+
+impl Endpoints {
+    /// The clients to try, in order, for the `attempt`-th connection: the cluster's live
+    /// nodes first (rotated, so a node that keeps failing is not always first), then the seeds.
+    async fn candidates(&self, attempt: usize) -> Vec<redis::Client> {
+        let (urls, commands) = match self {
+            Self::Single(client) => return vec![client.clone()],
+            Self::Cluster { urls, commands } => (urls, commands),
+        };
+        let mut live = match commands
+            .query::<String>(redis::cmd("CLUSTER").arg("NODES"))
+            .await
+        {
+            Ok(nodes) => live_node_urls(&nodes, urls.first().map(String::as_str).unwrap_or("")),
+            Err(e) => {
+                tracing::debug!(error = %e, "CLUSTER NODES failed; trying the seed nodes");
+                Vec::new()
+            }
+        };
+        if !live.is_empty() {
+            let n = live.len();
+            live.rotate_left(attempt % n);
+        }
+        live.iter()
+            .chain(urls)
+            .filter_map(|u| redis::Client::open(u.as_str()).ok())
+            .collect()
+    }
+}
+
+/// The URLs of the nodes `CLUSTER NODES` reports connected and not failing, built on `seed`
+/// (its scheme, credentials and database) with each node's address.
+fn live_node_urls(nodes: &str, seed: &str) -> Vec<String> {
+    let Ok(base) = url::Url::parse(seed) else {
+        return Vec::new();
+    };
+    nodes
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            let addr = fields.nth(1)?;
+            let flags = fields.next()?;
+            let link = line.split_whitespace().nth(7)?;
+            let down = flags
+                .split(',')
+                .any(|f| matches!(f, "fail" | "fail?" | "handshake" | "noaddr"));
+            if down || link != "connected" {
+                return None;
+            }
+            // `ip:port@cport[,hostname]`
+            let host_port = addr.split(['@', ',']).next()?;
+            let (host, port) = host_port.rsplit_once(':')?;
+            let host = host.trim_matches(['[', ']']);
+            let host = if host.contains(':') {
+                format!("[{host}]")
+            } else {
+                host.to_string()
+            };
+            let mut u = base.clone();
+            u.set_host(Some(&host)).ok()?;
+            u.set_port(Some(port.parse().ok()?)).ok()?;
+            Some(u.to_string())
+        })
+        .collect()
+}
+
 #[derive(Clone)]
 pub struct Hub {
     inner: Arc<Inner>,
@@ -57,14 +133,14 @@ pub struct Hub {
 
 impl Hub {
     /// Starts the connection task; it runs until the hub is dropped.
-    pub fn start(client: redis::Client, timeout: Duration) -> Self {
+    pub fn start(endpoints: Endpoints, timeout: Duration) -> Self {
         let (commands, rx) = mpsc::unbounded_channel();
         let inner = Arc::new(Inner {
             channels: Mutex::new(HashMap::new()),
             commands,
             timeout,
         });
-        tokio::spawn(drive(client, Arc::downgrade(&inner), rx));
+        tokio::spawn(drive(endpoints, Arc::downgrade(&inner), rx));
         Self { inner }
     }
 
@@ -172,29 +248,25 @@ impl Drop for Subscription {
 
 /// The connection task: (re)connects, (re)subscribes, and fans messages out.
 async fn drive(
-    client: redis::Client,
+    endpoints: Endpoints,
     inner: std::sync::Weak<Inner>,
     mut commands: mpsc::UnboundedReceiver<Command>,
 ) {
     let mut backoff = RECONNECT_MIN;
-    loop {
+    for attempt in 0usize.. {
         let Some(hub) = inner.upgrade() else { return };
         let timeout = hub.timeout;
         drop(hub);
-        match tokio::time::timeout(timeout, client.get_async_pubsub()).await {
-            Ok(Ok(pubsub)) => {
-                backoff = RECONNECT_MIN;
-                let (mut sink, mut messages) = pubsub.split();
-                if serve(&inner, &mut sink, &mut messages, &mut commands)
-                    .await
-                    .is_none()
-                {
-                    return;
-                }
-                tracing::warn!("Redis pub/sub connection lost; reconnecting");
+        if let Some(pubsub) = connect_any(&endpoints, attempt, timeout).await {
+            backoff = RECONNECT_MIN;
+            let (mut sink, mut messages) = pubsub.split();
+            if serve(&inner, &mut sink, &mut messages, &mut commands)
+                .await
+                .is_none()
+            {
+                return;
             }
-            Ok(Err(e)) => tracing::debug!(error = %e, "Redis pub/sub connect failed"),
-            Err(_) => tracing::debug!("Redis pub/sub connect timed out"),
+            tracing::warn!("Redis pub/sub connection lost; reconnecting");
         }
         if let Some(hub) = inner.upgrade() {
             for entry in hub.channels.lock().values() {
@@ -213,6 +285,22 @@ async fn drive(
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(RECONNECT_MAX);
     }
+}
+
+/// The first of the candidates that accepts a pub/sub connection within `timeout`.
+async fn connect_any(
+    endpoints: &Endpoints,
+    attempt: usize,
+    timeout: Duration,
+) -> Option<redis::aio::PubSub> {
+    for client in endpoints.candidates(attempt).await {
+        match tokio::time::timeout(timeout, client.get_async_pubsub()).await {
+            Ok(Ok(pubsub)) => return Some(pubsub),
+            Ok(Err(e)) => tracing::debug!(error = %e, "Redis pub/sub connect failed"),
+            Err(_) => tracing::debug!("Redis pub/sub connect timed out"),
+        }
+    }
+    None
 }
 
 /// Serves one connection. `None` when the hub is gone (stop), `Some` when the connection is.
@@ -266,5 +354,32 @@ async fn serve(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_connected_nodes_that_are_not_failing_are_candidates() {
+        let nodes = "\
+a1 127.0.0.1:7001@17001 myself,master - 0 0 1 connected 0-5460
+b2 127.0.0.1:7002@17002 master,fail - 0 0 2 disconnected 5461-10922
+c3 127.0.0.1:7003@17003,redis-c master - 0 0 3 connected 10923-16383
+d4 127.0.0.1:7004@17004 slave,fail? c3 0 0 3 connected
+e5 ::1:7005@17005 slave a1 0 0 1 connected
+f6 :0@0 master,noaddr - 0 0 0 disconnected
+";
+        let urls = live_node_urls(nodes, "redis://:secret@10.0.0.1:6379/0");
+        assert_eq!(
+            urls,
+            [
+                "redis://:secret@127.0.0.1:7001/0",
+                "redis://:secret@127.0.0.1:7003/0",
+                "redis://:secret@[::1]:7005/0",
+            ]
+        );
+        assert!(live_node_urls(nodes, "not a url").is_empty());
     }
 }

@@ -61,12 +61,7 @@ pub async fn listen(state: &HttpState, req: &Request) -> Result<Response, HttpEr
         "params": {"notifications": Value::Object(honoured)}}),
     );
     // Subscribe before answering, so nothing published after the ack is missed.
-    let events = state
-        .engine
-        .backends
-        .bus
-        .subscribe(crate::engine::topics::CATALOG)
-        .await?;
+    let events = state.engine.catalog_events();
     let notes = events.filter_map(move |event| {
         let method = match event.get("type").and_then(Value::as_str) {
             Some("tools_changed") if tools => Some("notifications/tools/list_changed"),

@@ -1,0 +1,97 @@
+//! One node-wide reader of the catalog topic. It forwards catalog events to this node's
+//! session pumps and listen streams through a local channel, and it answers a cluster-wide
+//! `config_reload` by re-reading this node's own config file before telling its own clients:
+//! every node reloads (a SIGHUP on one node reaches all), and a client hears of a change only
+//! from a node that already serves the new list.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use serde_json::{Value, json};
+use tokio::sync::broadcast;
+use tokio_stream::wrappers::BroadcastStream;
+
+use super::{Engine, topics};
+use crate::catalog::Catalog;
+use crate::state::StateError;
+
+/// Catalog events a slow local reader may fall behind by; past it the oldest are dropped
+/// (list changes are hints, and the bus delivers them at most once anyway).
+const LOCAL_CAPACITY: usize = 64;
+
+/// Where this node's catalog comes from and who hears about its changes.
+pub struct CatalogEvents {
+    /// The node's own config file (`None`: the embedded demo), re-read on `config_reload`.
+    file: Option<PathBuf>,
+    local: broadcast::Sender<Value>,
+}
+
+impl CatalogEvents {
+    pub fn new(file: Option<PathBuf>) -> Self {
+        Self {
+            file,
+            local: broadcast::channel(LOCAL_CAPACITY).0,
+        }
+    }
+}
+
+impl Engine {
+    /// Subscribes this node to the catalog topic and serves it until the engine is dropped.
+    pub(super) async fn start_catalog_watch(self: &Arc<Self>) -> Result<(), StateError> {
+        let mut events = self.backends.bus.subscribe(topics::CATALOG).await?;
+        let engine = Arc::downgrade(self);
+        tokio::spawn(async move {
+            while let Some(event) = events.next().await {
+                let Some(engine) = engine.upgrade() else {
+                    return;
+                };
+                if event.get("type").and_then(Value::as_str) == Some("config_reload") {
+                    engine.reload_own_config();
+                } else {
+                    let _ = engine.catalog_events.local.send(event);
+                }
+            }
+        });
+        Ok(())
+    }
+
+    /// The catalog events of this node from now on: list changes (after this node's catalog
+    /// changed) and resource updates.
+    pub fn catalog_events(&self) -> BoxStream<'static, Value> {
+        BroadcastStream::new(self.catalog_events.local.subscribe())
+            .filter_map(|r| futures::future::ready(r.ok()))
+            .boxed()
+    }
+
+    /// Asks every node (this one included) to re-read its config file: what SIGHUP does.
+    pub async fn reload_config_everywhere(&self) -> Result<(), StateError> {
+        self.backends
+            .bus
+            .publish(topics::CATALOG, json!({"type": "config_reload"}))
+            .await
+    }
+
+    /// Re-reads this node's config file; on success swaps it in and tells this node's clients
+    /// which lists changed. A file that does not load keeps the previous catalog.
+    fn reload_own_config(&self) {
+        match Catalog::load(self.catalog_events.file.as_deref()) {
+            Ok(next) => {
+                let changes = self.catalog.replace(next);
+                tracing::info!(
+                    tools = changes.tools,
+                    resources = changes.resources,
+                    prompts = changes.prompts,
+                    "config reloaded"
+                );
+                for kind in changes.kinds() {
+                    let _ = self.catalog_events.local.send(json!({"type": kind}));
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "config reload failed; keeping the previous catalog")
+            }
+        }
+    }
+}
