@@ -18,6 +18,7 @@ mod legacy_sse;
 mod memory;
 mod modern;
 mod plain_http;
+mod redis_harness;
 mod sessions;
 mod stdio;
 mod streaming;
