@@ -9,6 +9,50 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
+# Every process this run starts inherits MCP_TEST_RUN (the harnesses pass it on even where they
+# clear the environment), so at the end the ones still running can be told from everyone
+# else's: a Redis the machine runs on 6379, or another checkout's test run, never counts.
+export MCP_TEST_RUN="${MCP_TEST_RUN:-$$-$(date +%s%N)}"
+ROOT="$PWD"
+
+# Lists (and then ends, by pid) the processes this run started that still run: those with
+# MCP_TEST_RUN in their environment, and those running something from this checkout's
+# target/ or .tooling/ (a daemon, node, a venv's python, moto, chromedriver). Waits up to 10 s
+# first for processes that are already on their way out.
+leftovers() {
+  local p pid
+  LEFT=()
+  # The glob is expanded before any grep below starts, so the check never counts itself.
+  for p in /proc/[0-9]*; do
+    pid=${p#/proc/}
+    [[ $pid == "$$" ]] && continue
+    if grep -qzx "MCP_TEST_RUN=$MCP_TEST_RUN" "$p/environ" 2>/dev/null ||
+      grep -qzE "^$ROOT/(target|\.tooling)/" "$p/cmdline" 2>/dev/null; then
+      # A zombie is already dead; its parent just has not reaped it.
+      [[ "$(cut -d' ' -f3 "$p/stat" 2>/dev/null)" == Z ]] && continue
+      LEFT+=("$pid")
+    fi
+  done
+}
+check_no_leftovers() {
+  local rc=$? pid
+  for _ in $(seq 50); do
+    leftovers
+    (( ${#LEFT[@]} == 0 )) && break
+    sleep 0.2
+  done
+  if (( ${#LEFT[@]} > 0 )); then
+    printf '\n==> processes started by this run are still running:\n' >&2
+    for pid in "${LEFT[@]}"; do
+      printf '  %s  %s\n' "$pid" "$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null)" >&2
+    done
+    for pid in "${LEFT[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
+    (( rc == 0 )) && rc=1
+  fi
+  exit "$rc"
+}
+trap check_no_leftovers EXIT
+
 apt_install() {
   if [[ -z "${APT_UPDATED:-}" ]]; then
     apt-get update -qq
@@ -42,6 +86,7 @@ step "build (release, once)"
 cargo build --release --workspace --tests --bins --quiet
 
 step "unit and integration tests"
+# nextest reads .config/nextest.toml: a test that hangs is ended after 3 minutes and fails.
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --release --workspace --no-fail-fast
 else

@@ -6,8 +6,11 @@
 # Idempotent: installs the pinned suite and Node 22 (the suite crashes on Node 20) from npm into
 # .tooling/conformance, starts the daemon with tests/fixtures/conformance.json on a free port,
 # runs `--requirements 2025-11-25`, `--requirements 2026-07-28` and `--suite all` against the
-# same URL, and fails on any FAILURE or WARNING, and on any SKIPPED check except the ones the
-# suite skips by design (the undeclared skills extension, tasks-status-notifications).
+# same URL, and fails when the suite exits non-zero, when a scenario listed in
+# tests/conformance/expected/<run>.txt did not run (or one ran that is not listed), on any
+# FAILURE or WARNING, and on any SKIPPED check except the ones the suite skips by design (the
+# undeclared skills extension, tasks-status-notifications). check.mjs gives that verdict;
+# report.mjs writes the tables of docs/CONFORMANCE.md to <results>/tables.md.
 # A fourth run, `authorization`, tests the built-in OAuth 2.1 authorization server: a second
 # daemon with local auth and OAUTH_TEST_USER (so /authorize approves at once), a public client
 # registered through /register, and this script playing the browser; any FAILURE, WARNING or
@@ -51,36 +54,19 @@ done
 rm -rf "$OUT" && mkdir -p "$OUT"
 status=0
 # Both protocol eras against the same URL, then everything the suite has (adds the pending
-# scenarios). Our verdict is the checker below: the CLI's own exit code scores only the
-# frozen requirement set.
+# scenarios). check.mjs gives the verdict: the suite's exit code, every scenario of
+# expected/<run>.txt present, none unlisted, no FAILURE, WARNING or SKIPPED check. Two
+# exceptions for SKIPPED, both skipped by the suite itself: the skills extension (sep-2640-*),
+# which this server does not declare, and tasks-status-notifications, which this suite version
+# skips unconditionally. They are counted as skipped, never as passed.
 for run in "2025-11-25:--requirements 2025-11-25" "2026-07-28:--requirements 2026-07-28" "all:--suite all"; do
   name="${run%%:*}"
+  suite_exit=0
   # shellcheck disable=SC2086
-  "$NODE" "$CLI" server --url "http://127.0.0.1:$PORT/mcp" ${run#*:} -o "$OUT/$name" >"$OUT/$name.txt" 2>&1 || true
+  "$NODE" "$CLI" server --url "http://127.0.0.1:$PORT/mcp" ${run#*:} -o "$OUT/$name" >"$OUT/$name.txt" 2>&1 || suite_exit=$?
   echo "[$name] $(grep -E '^Total' "$OUT/$name.txt" || echo 'no total line')"
-  # Every FAILURE, WARNING (SHOULD) or SKIPPED check fails the run. Two exceptions, both
-  # SKIPPED by the suite itself: the skills extension (sep-2640-*), which this server does not
-  # declare, and tasks-status-notifications, which this suite version skips unconditionally.
-  "$NODE" - "$OUT/$name" <<'SCRIPT' || status=1
-const fs = require('fs'), path = require('path');
-const dir = process.argv[2];
-const skipAllowed = /^server-(sep-2640-skills-|tasks-status-notifications-)/;
-let bad = 0, total = 0, skippedExt = 0;
-for (const d of fs.readdirSync(dir)) {
-  const f = path.join(dir, d, 'checks.json');
-  if (!fs.existsSync(f)) { bad++; console.error(`${d}: no checks.json (scenario crashed)`); continue; }
-  for (const c of JSON.parse(fs.readFileSync(f, 'utf8'))) {
-    total++;
-    if (c.status === 'SKIPPED' && skipAllowed.test(d)) { skippedExt++; continue; }
-    if (['FAILURE', 'WARNING', 'SKIPPED'].includes(c.status)) {
-      bad++;
-      console.error(`${d} ${c.id} ${c.status}: ${c.errorMessage || c.description}`);
-    }
-  }
-}
-console.log(`  checks: ${total - bad - skippedExt} passed, ${bad} failed, ${skippedExt} skipped by the suite`);
-process.exit(bad ? 1 : 0);
-SCRIPT
+  "$NODE" "$HERE/check.mjs" "$name" "$OUT/$name" server "$suite_exit" \
+    --allow-skip '^(sep-2640-skills-|tasks-status-notifications$)' || status=1
 done
 if [[ $status -ne 0 ]]; then
   log "daemon log:"
@@ -146,34 +132,22 @@ browser() {
   done
 }
 if [[ $auth_status -eq 0 ]]; then
+  suite_exit=0
   timeout 60 "$NODE" "$CLI" authorization --url "$ISSUER" --client-id "$CLIENT_ID" \
-    --resource "$ISSUER/mcp" -p "$CBPORT" -o "$OUT/authorization" 2>&1 | browser >"$OUT/authorization.txt" || true
+    --resource "$ISSUER/mcp" -p "$CBPORT" -o "$OUT/authorization" 2>&1 | browser >"$OUT/authorization.txt" ||
+    suite_exit="${PIPESTATUS[0]}"
   echo "[authorization] $(grep -E '^Total' "$OUT/authorization.txt" || echo 'no total line')"
-  # Both scenarios must have run (result folders are authorization-server-<scenario>-<time>),
-  # and every check must pass: FAILURE, WARNING and SKIPPED all fail the run.
-  "$NODE" - "$OUT/authorization" <<'SCRIPT' || auth_status=1
-const fs = require('fs'), path = require('path');
-const dir = process.argv[2];
-const scenarios = ['authorization-server-metadata-endpoint', 'authorization-code-grant'];
-const dirs = fs.existsSync(dir) ? fs.readdirSync(dir) : [];
-let bad = 0, passed = 0;
-for (const s of scenarios) {
-  const d = dirs.find((d) => d.startsWith(`authorization-server-${s}-`));
-  const f = d && path.join(dir, d, 'checks.json');
-  if (!f || !fs.existsSync(f)) { bad++; console.error(`${s}: no checks.json (scenario did not finish)`); continue; }
-  for (const c of JSON.parse(fs.readFileSync(f, 'utf8'))) {
-    if (c.status === 'SUCCESS') { passed++; continue; }
-    bad++;
-    console.error(`${s} ${c.id} ${c.status}: ${c.errorMessage || c.description}`);
-  }
-}
-console.log(`  checks: ${passed} passed, ${bad} failed`);
-process.exit(bad ? 1 : 0);
-SCRIPT
+  # Every scenario of expected/authorization.txt must have run (result folders are
+  # authorization-server-<scenario>-<time>) and every check must pass: FAILURE, WARNING and
+  # SKIPPED all fail the run.
+  "$NODE" "$HERE/check.mjs" authorization "$OUT/authorization" authorization-server "$suite_exit" || auth_status=1
 fi
 if [[ $auth_status -ne 0 ]]; then
   log "authorization daemon log:"
   cat "$ALOG" >&2
   status=1
 fi
+# The tables of docs/CONFORMANCE.md, regenerated from this run.
+"$NODE" "$HERE/report.mjs" "$OUT" >"$OUT/tables.md" || status=1
+log "result tables: $OUT/tables.md"
 exit $status

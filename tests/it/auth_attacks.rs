@@ -390,7 +390,18 @@ async fn a_metadata_document_url_at_a_private_address_is_not_fetched() {
 
 #[tokio::test]
 async fn an_oversized_or_malformed_registration_is_refused_and_stores_nothing() {
-    let s = AuthServer::start("admin").await;
+    // The client store is Redis here, so what a registration stores can be counted: every
+    // client record is a key `<prefix>:oa:client:<client id>`.
+    let redis = crate::nodes::RedisServer::start();
+    let mut prefix = String::new();
+    let s = AuthServer::start_with("admin", |c| {
+        c.redis_url = Some(redis.url());
+        c.request_state_key = Some(crate::nodes::STATE_KEY.into());
+        prefix = c.redis_prefix.clone();
+    })
+    .await;
+    let clients = || redis.keys(&format!("{prefix}:oa:client:*"));
+    assert_eq!(clients(), Vec::<String>::new());
     let huge = json!({"redirect_uris": [REDIRECT], "client_name": "x".repeat(20_000)});
     let r = s
         .oauth
@@ -433,7 +444,14 @@ async fn an_oversized_or_malformed_registration_is_refused_and_stores_nothing() 
         .await
         .unwrap();
     assert_eq!(error_of(r).await, (400, "invalid_client_metadata".into()));
-    assert_eq!(s.engine.backends.sessions.count().await.unwrap(), Some(0));
+    assert_eq!(
+        clients(),
+        Vec::<String>::new(),
+        "a refused registration stored a client"
+    );
+    // The count sees client records: an accepted registration is exactly one more.
+    let id = s.oauth.register(REDIRECT).await;
+    assert_eq!(clients(), [format!("{prefix}:oa:client:{id}")]);
 }
 
 #[tokio::test]

@@ -92,7 +92,16 @@ async fn clients_and_refresh_families_survive_restarts_of_every_node_and_of_redi
     for n in &mut nodes {
         n.kill();
     }
+    // A real restart: the old process is gone and a new one (new pid, new run_id) serves what
+    // it read back from the AOF.
+    let (old_pid, old_run) = (redis.single_server().pid(), redis.single_server().run_id());
     redis.single_server().restart();
+    assert_ne!(redis.single_server().pid(), old_pid);
+    assert_ne!(redis.single_server().run_id(), old_run);
+    assert!(
+        old_pid.is_some_and(|p| !std::path::Path::new(&format!("/proc/{p}")).exists()),
+        "the old redis-server still runs"
+    );
     drop(nodes);
     let nodes = auth_nodes(&redis, data.path(), 2).await;
     let o2 = OAuth::with_issuer(&nodes[1].base, PUBLIC);

@@ -25,6 +25,42 @@ fn ping(id: i64) -> Value {
     json!({"jsonrpc": "2.0", "id": id, "method": "ping"})
 }
 
+const MARKER: &str = "end of the notifications under test";
+
+/// Every message on `get` until `done(seen)` holds (each awaited for up to `PATIENCE`: a loaded
+/// machine is slow, not wrong), then every message before a marker sent through `via` after
+/// those, then anything that follows the marker within half a second. A duplicate or a stray
+/// message ends up in the result instead of slipping past a fixed quiet window; the tail
+/// catches the copies a second writer would append around the marker.
+async fn messages_then_marker(
+    get: &mut SseReader,
+    via: &McpHttp,
+    sid: &str,
+    done: impl Fn(&[Value]) -> bool,
+) -> Vec<Value> {
+    let mut seen = Vec::new();
+    while !done(&seen) {
+        let ev = get.next_message(PATIENCE).await;
+        seen.push(
+            ev.unwrap_or_else(|| panic!("no message for {PATIENCE:?}; got {seen:?}"))
+                .json(),
+        );
+    }
+    via.call_tool(sid, "testkit_session_log", json!({"message": MARKER}))
+        .await;
+    loop {
+        let m = get.next_message(PATIENCE).await.expect("the marker").json();
+        if m["params"]["data"] == MARKER {
+            break;
+        }
+        seen.push(m);
+    }
+    while let Some(ev) = get.next_message(Duration::from_millis(500)).await {
+        seen.push(ev.json());
+    }
+    seen
+}
+
 async fn testkit_stats(node: &McpHttp, sid: &str) -> Value {
     let v = node
         .request(sid, 90, "resources/read", json!({"uri": "testkit://stats"}))
@@ -84,9 +120,9 @@ async fn a_get_stream_receives_notifications_made_on_another_node_once(n: &[Node
         .await;
     n[1].call_tool(&sid, "testkit_session_log", json!({"message": "from B"}))
         .await;
+    let seen = messages_then_marker(&mut get, &n[1], &sid, |s| s.len() >= 3).await;
     let mut methods = Vec::new();
-    while let Some(ev) = get.next_message(Duration::from_millis(700)).await {
-        let m = ev.json();
+    for m in &seen {
         if m["method"] == "notifications/message" {
             assert_eq!(m["params"]["data"], "from B");
         }
@@ -110,7 +146,7 @@ async fn a_get_stream_receives_notifications_made_on_another_node_once(n: &[Node
     let mut get = SseReader::new(n[2].get_stream(&sid, None).await);
     // A may still see C's priming event (an empty event on the same replay stream) before it
     // closes, but no message.
-    while let Some(ev) = old.next(SECS5).await {
+    while let Some(ev) = old.next(PATIENCE).await {
         assert!(
             ev.data.is_empty(),
             "the stream on A ends when C takes over: {ev:?}"
@@ -118,12 +154,13 @@ async fn a_get_stream_receives_notifications_made_on_another_node_once(n: &[Node
     }
     n[1].call_tool(&sid, "testkit_session_log", json!({"message": "from B"}))
         .await;
-    let mut seen = 0;
-    while let Some(ev) = get.next_message(Duration::from_millis(700)).await {
-        assert_eq!(ev.json()["method"], "notifications/message");
-        seen += 1;
-    }
-    assert_eq!(seen, 1, "one pump per session across the cluster");
+    let seen = messages_then_marker(&mut get, &n[1], &sid, |s| !s.is_empty()).await;
+    assert_eq!(
+        seen.len(),
+        1,
+        "one pump per session across the cluster: {seen:?}"
+    );
+    assert_eq!(seen[0]["params"]["data"], "from B");
 }
 
 async fn concurrent_subscriptions_through_different_nodes_all_land(n: &[Node; 3]) {
@@ -145,12 +182,16 @@ async fn concurrent_subscriptions_through_different_nodes_all_land(n: &[Node; 3]
         n[1].call_tool(&sid, "testkit_notify_resource", json!({"uri": uri}))
             .await;
     }
-    let mut updated = Vec::new();
-    while let Some(ev) = get.next_message(Duration::from_millis(700)).await {
-        if ev.json()["method"] == "notifications/resources/updated" {
-            updated.push(ev.json()["params"]["uri"].as_str().unwrap().to_string());
-        }
-    }
+    let is_update = |m: &Value| m["method"] == "notifications/resources/updated";
+    let seen = messages_then_marker(&mut get, &n[1], &sid, |s| {
+        s.iter().filter(|m| is_update(m)).count() >= uris.len()
+    })
+    .await;
+    let mut updated: Vec<String> = seen
+        .iter()
+        .filter(|m| is_update(m))
+        .map(|m| m["params"]["uri"].as_str().unwrap().to_string())
+        .collect();
     updated.sort();
     assert_eq!(updated, uris, "no subscription lost to a concurrent one");
 }
@@ -187,9 +228,10 @@ async fn a_cancellation_reaches_the_node_that_runs_the_call(n: &[Node; 3]) {
             )
             .await
     });
-    while testkit_stats(&n[1], &sid).await["started"] == before["started"] {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_until("the call runs on B", || async {
+        testkit_stats(&n[1], &sid).await["started"] != before["started"]
+    })
+    .await;
     let cancel =
         json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 42}});
     assert_eq!(n[2].post(Some(&sid), &cancel).await.status(), 202);

@@ -295,9 +295,10 @@ async fn a_request_id_in_use_is_refused_without_disturbing_the_running_call() {
             .await
             .unwrap()
     });
-    while s.engine.footprint().await.unwrap().running_requests == 0 {
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    }
+    wait_until("the first call runs", || async {
+        s.engine.footprint().await.unwrap().running_requests > 0
+    })
+    .await;
     let dup: Value = s.post(Some(&sid), &call(0)).await.json().await.unwrap();
     assert_eq!(dup["error"]["code"], -32600);
     assert!(

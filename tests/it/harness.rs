@@ -350,3 +350,23 @@ impl SseReader {
 }
 
 pub const SECS5: Duration = Duration::from_secs(5);
+
+/// How long a test waits for something that must happen. Generous: on a loaded 2-core CI a
+/// slow answer is not a wrong one; a hang still fails (and nextest ends the test after 3 min).
+pub const PATIENCE: Duration = Duration::from_secs(30);
+
+/// Polls `check` every 10 ms until it holds; panics naming `what` after `PATIENCE`.
+pub async fn wait_until<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not within {PATIENCE:?}: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}

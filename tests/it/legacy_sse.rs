@@ -106,14 +106,9 @@ async fn closing_the_stream_ends_the_session() {
     );
     drop(stream);
     let ping = json!({"jsonrpc": "2.0", "id": 1, "method": "ping"});
-    let mut gone = false;
-    for _ in 0..100 {
-        if post(&s, &endpoint, ping.clone()).await.status() == 404 {
-            gone = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    assert!(gone);
+    crate::harness::wait_until("the closed stream's session ends", || async {
+        post(&s, &endpoint, ping.clone()).await.status() == 404
+    })
+    .await;
     assert_eq!(s.engine.footprint().await.unwrap(), before);
 }

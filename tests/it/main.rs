@@ -20,6 +20,7 @@ mod lifecycle;
 mod memory;
 mod modern;
 mod plain_http;
+mod redis_harness;
 mod sessions;
 mod stdio;
 mod streaming;

@@ -406,17 +406,19 @@ async fn closing_the_response_cancels_the_work() {
     let first = reader.next(SECS5).await.unwrap().json();
     assert_eq!(first["method"], "notifications/progress");
     drop(reader); // the client goes away
-    let mut stats = Value::Null;
-    for _ in 0..100 {
+    let read_stats = || async {
         let (_, v) =
             json_of(send(&s, "resources/read", json!({"uri": "testkit://stats"}), &[]).await).await;
-        stats = serde_json::from_str(v["result"]["contents"][0]["text"].as_str().unwrap()).unwrap();
-        if stats["cancelled"] == 1 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    assert_eq!(stats, json!({"started": 1, "completed": 0, "cancelled": 1}));
+        serde_json::from_str::<Value>(v["result"]["contents"][0]["text"].as_str().unwrap()).unwrap()
+    };
+    crate::harness::wait_until("the call is cancelled", || async {
+        read_stats().await["cancelled"] == 1
+    })
+    .await;
+    assert_eq!(
+        read_stats().await,
+        json!({"started": 1, "completed": 0, "cancelled": 1})
+    );
 }
 
 pub fn with_tasks() -> Value {
@@ -424,7 +426,8 @@ pub fn with_tasks() -> Value {
 }
 
 pub async fn poll_until(s: &McpHttp, id: &str, status: &str) -> Value {
-    for _ in 0..200 {
+    let deadline = tokio::time::Instant::now() + crate::harness::PATIENCE;
+    while tokio::time::Instant::now() < deadline {
         let (_, v) = json_of(
             send(
                 s,

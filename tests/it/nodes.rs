@@ -206,6 +206,10 @@ impl Node {
         if redis.is_cluster() {
             cmd.env("REDIS_CLUSTER", "true");
         }
+        // scripts/test.sh finds what its run left running by this marker.
+        if let Ok(run) = std::env::var("MCP_TEST_RUN") {
+            cmd.env("MCP_TEST_RUN", run);
+        }
         for (k, v) in env {
             cmd.env(k, v);
         }

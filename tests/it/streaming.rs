@@ -2,7 +2,6 @@
 //! and server-to-client requests answered by a later POST.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use mcp_daemon::clock::SystemClock;
 use serde_json::{Value, json};
@@ -42,9 +41,8 @@ async fn progress_switches_to_sse_with_increasing_values() {
         .collect();
     assert_eq!(progress, [0.0, 50.0, 100.0]);
     let ids: Vec<String> = events.iter().map(|e| e.id.clone().unwrap()).collect();
-    let mut unique = ids.clone();
-    unique.dedup();
-    assert_eq!(ids, unique, "event ids are unique");
+    let unique: std::collections::HashSet<&String> = ids.iter().collect();
+    assert_eq!(unique.len(), ids.len(), "event ids are unique: {ids:?}");
     assert!(
         ids.iter().all(|i| i.starts_with('p')),
         "ids name their stream: {ids:?}"
@@ -156,18 +154,11 @@ async fn second_concurrent_get_stream_is_409() {
     assert_eq!(s.get_stream(&sid, None).await.status(), 409);
     drop(first);
     // Once the first stream is gone a new one may open.
-    let mut ok = false;
-    for _ in 0..50 {
-        if s.get_stream(&sid, None).await.status() == 200 {
-            ok = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(
-        ok,
-        "GET stream slot is released when the client disconnects"
-    );
+    wait_until(
+        "GET stream slot is released when the client disconnects",
+        || async { s.get_stream(&sid, None).await.status() == 200 },
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -188,9 +179,10 @@ async fn cancellation_really_stops_the_function() {
             .await
             .unwrap()
     });
-    while s.engine.footprint().await.unwrap().running_requests == 0 {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_until("the call runs", || async {
+        s.engine.footprint().await.unwrap().running_requests > 0
+    })
+    .await;
     let cancel = json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 42, "reason": "test"}});
     assert_eq!(s.post(Some(&sid), &cancel).await.status(), 202);
     let resp = tokio::time::timeout(SECS5, pending)
@@ -364,9 +356,9 @@ async fn quiet_streams_carry_keep_alive_comments() {
     let sid = s.initialize("2025-11-25", json!({})).await;
     let mut resp = s.get_stream(&sid, None).await;
     let mut seen = String::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let deadline = tokio::time::Instant::now() + PATIENCE;
     while !seen.contains(": keep-alive") && tokio::time::Instant::now() < deadline {
-        let chunk = tokio::time::timeout(Duration::from_secs(3), resp.chunk())
+        let chunk = tokio::time::timeout(PATIENCE, resp.chunk())
             .await
             .unwrap()
             .unwrap()

@@ -41,6 +41,18 @@ async def wait_until(predicate: Callable[[], bool], what: str, timeout: float = 
 
 
 
+async def until_delivered(sender: Any, rec: "Recorder", uri: str, timeout: float = 30.0) -> None:
+    """Sends resources/updated for `uri` through `sender` until one reaches `rec` (at most one
+    every half second): the sign that the receiving session's GET stream is open."""
+    with anyio.move_on_after(timeout):
+        while uri not in rec.updated_uris():
+            await sender.call_tool("testkit_notify_resource", {"uri": uri})
+            with anyio.move_on_after(0.5):
+                while uri not in rec.updated_uris():
+                    await anyio.sleep(0.02)
+    assert uri in rec.updated_uris(), f"no resources/updated for {uri} within {timeout}s"
+
+
 class Recorder:
     """Collects everything the server pushes at one client."""
 
@@ -248,14 +260,15 @@ async def test_subscribed_resource_update_reaches_message_handler(connect_integr
         assert caps.resources is not None and caps.resources.subscribe is True, caps
         await client.subscribe_resource(WATCHED_URI)
         # Streamable HTTP delivers unsolicited notifications on the standalone GET stream,
-        # which the SDK opens in the background right after `initialized`.
-        await anyio.sleep(0.2)
-        # A uri this session did not subscribe to must not be delivered.
+        # which the SDK opens in the background right after `initialized`; until it is open a
+        # notification has nowhere to go. The first update that arrives says it is open.
+        await until_delivered(client, rec, WATCHED_URI)
+        # A uri this session did not subscribe to must not be delivered; the update after it
+        # is the marker that everything before it had its chance.
         await client.call_tool("testkit_notify_resource", {"uri": "test://static-text"})
         await client.call_tool("testkit_notify_resource", {"uri": WATCHED_URI})
-        await wait_until(lambda: WATCHED_URI in rec.updated_uris(), f"resources/updated for {WATCHED_URI}")
-        await anyio.sleep(0.1)
-    assert rec.updated_uris() == [WATCHED_URI], rec.messages
+        await wait_until(lambda: len(rec.updated_uris()) >= 2, f"the second resources/updated for {WATCHED_URI}")
+    assert set(rec.updated_uris()) == {WATCHED_URI}, rec.messages
     assert rec.transport_errors() == [], rec.transport_errors()
 
 
@@ -341,9 +354,12 @@ async def test_concurrent_sessions_do_not_see_each_others_notifications(connect_
 
         # Only A subscribes; B triggers the update; only A hears about it.
         await a.subscribe_resource(WATCHED_URI)
-        await anyio.sleep(0.2)
-        await b.call_tool("testkit_notify_resource", {"uri": WATCHED_URI})
-        await wait_until(lambda: WATCHED_URI in rec_a.updated_uris(), "A's resources/updated")
-        await anyio.sleep(0.3)
-        assert rec_a.updated_uris() == [WATCHED_URI], rec_a.messages
+        # B's update reaches A once A's GET stream is open (the SDK opens it in the
+        # background): repeated until one arrives instead of sleeping and hoping.
+        await until_delivered(b, rec_a, WATCHED_URI)
+        # One more update, sent after the first arrived, is the marker that anything meant
+        # for B (which did not subscribe) had its chance to arrive too.
+        await a.call_tool("testkit_notify_resource", {"uri": WATCHED_URI})
+        await wait_until(lambda: len(rec_a.updated_uris()) >= 2, "A's second resources/updated")
+        assert set(rec_a.updated_uris()) == {WATCHED_URI}, rec_a.messages
         assert rec_b.updated_uris() == [], rec_b.messages
