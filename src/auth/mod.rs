@@ -6,6 +6,7 @@
 //! - `keys` — the HS256 signing keys (`kid`, rotation, a generated key in the data folder)
 //! - `token` — our access tokens: claims, issue, verify
 //! - `users` — local users (bcrypt) in `LOCAL_USER_FILE`
+//! - `throttle` — sign-in backoff, `/token` rate limits, the bcrypt gate (per node, bounded)
 //! - `jwks` — a provider's signing keys, cached
 //! - `cognito` — Cognito tokens through the pool's JWKS, and password sign-in for the login page
 //! - `upstream` — sign-in handed to an OpenID Connect provider (e.g. the Cognito hosted UI)
@@ -19,6 +20,7 @@ pub mod keys;
 pub mod oauth;
 pub mod scope;
 pub mod setup;
+pub mod throttle;
 pub mod token;
 pub mod upstream;
 pub mod users;

@@ -8,6 +8,7 @@ use super::cognito::{Cognito, CognitoSettings};
 use super::keys::SigningKeys;
 use super::oauth::cimd::MetadataFetcher;
 use super::oauth::{AuthServer, AuthSettings, Clients};
+use super::throttle::Throttles;
 use super::upstream::{Upstream, UpstreamSettings};
 use super::users::UserDb;
 use crate::clock::Clock;
@@ -127,6 +128,7 @@ pub fn build(
         users,
         cognito,
         upstream,
+        throttle: Throttles::new(&config.auth_limits),
         clock,
     })
 }

@@ -1,8 +1,10 @@
 //! Local users: a JSON file of bcrypt hashes and roles (`LOCAL_USER_FILE`), edited by
 //! `mcp-daemon user add|list|remove` and read by the daemon, which picks up edits on the next
-//! sign-in. The bootstrap admin comes from `ADMIN_USERNAME` / `ADMIN_PASSWORD`.
+//! sign-in and, for the bearer guard (`current`), within `RECHECK_MS`. The bootstrap admin
+//! comes from `ADMIN_USERNAME` / `ADMIN_PASSWORD`.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
 use parking_lot::RwLock;
@@ -54,7 +56,13 @@ pub struct UserDb {
     /// Checked when the user does not exist, so a wrong name costs as long as a wrong
     /// password and sign-in does not reveal which names exist.
     decoy: String,
+    /// When `current` last looked at the file (Clock ms): every bearer request asks, and one
+    /// `stat` a second is enough for a removal to take effect within about a second.
+    checked_at: AtomicU64,
 }
+
+/// How often `current` looks at the user file for changes.
+pub const RECHECK_MS: u64 = 1_000;
 
 impl UserDb {
     pub fn open(path: &Path, cost: u32) -> Result<Self, UserError> {
@@ -64,6 +72,7 @@ impl UserDb {
             cost,
             decoy: bcrypt::hash(super::keys::random_token(), cost)
                 .map_err(|e| UserError::Hash(e.to_string()))?,
+            checked_at: AtomicU64::new(0),
         };
         db.refresh()?;
         Ok(db)
@@ -171,6 +180,24 @@ impl UserDb {
             .cloned())
     }
 
+    /// The user as the file says now, give or take `RECHECK_MS` (the bearer guard's view: a
+    /// removed user's tokens stop working within about a second, on every node that reads
+    /// the file). A file that cannot be read is an error, not "no change".
+    pub fn current(&self, username: &str, now_ms: u64) -> Result<Option<User>, UserError> {
+        let last = self.checked_at.load(Ordering::Relaxed);
+        if now_ms.abs_diff(last) >= RECHECK_MS {
+            self.refresh()?;
+            self.checked_at.store(now_ms, Ordering::Relaxed);
+        }
+        Ok(self
+            .cache
+            .read()
+            .1
+            .iter()
+            .find(|u| u.username == username)
+            .cloned())
+    }
+
     /// The user when the password matches. Slow on purpose (bcrypt): call it off the runtime's
     /// worker threads (`spawn_blocking`).
     pub fn verify(&self, username: &str, password: &str) -> Result<Option<User>, UserError> {
@@ -247,6 +274,41 @@ mod tests {
         std::thread::sleep(std::time::Duration::from_millis(20));
         assert!(db.find("alice").unwrap().is_none());
         assert!(matches!(db.remove("alice"), Err(UserError::NotFound(_))));
+    }
+
+    #[test]
+    fn the_current_view_follows_the_file_at_most_a_recheck_later() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("users.json");
+        let db = UserDb::open(&path, 4).unwrap();
+        db.add("alice", "correct horse", &["ops".into()]).unwrap();
+        let t = 10 * RECHECK_MS;
+        assert_eq!(db.current("alice", t).unwrap().unwrap().roles, vec!["ops"]);
+        let cli = UserDb::open(&path, 4).unwrap();
+        cli.remove("alice").unwrap();
+        // Within the recheck interval the cached view answers (no stat per request) ...
+        assert!(db.current("alice", t + RECHECK_MS - 1).unwrap().is_some());
+        // ... and after it the removal is seen. mtime may not have moved if the clock of the
+        // file system is coarse, so make sure it did.
+        let later = std::time::SystemTime::now() + std::time::Duration::from_secs(5);
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(later)
+            .unwrap();
+        assert!(db.current("alice", t + RECHECK_MS).unwrap().is_none());
+        std::fs::write(&path, b"not json").unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(later + std::time::Duration::from_secs(5))
+            .unwrap();
+        assert!(
+            db.current("bob", t + 2 * RECHECK_MS).is_err(),
+            "an unreadable file fails closed"
+        );
     }
 
     #[test]

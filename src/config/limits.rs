@@ -29,11 +29,78 @@ impl StateLimits {
 }
 
 /// Limits of the authorization server: registrations, sign-in and token throttles, hashing.
+/// The throttles are kept per node (in memory): with N nodes an attacker who reaches all of
+/// them gets N times the allowance.
 #[derive(Debug, Clone, Args, Serialize)]
-pub struct AuthLimits {}
+pub struct AuthLimits {
+    /// Failed sign-ins per account, and per source address (IPv6: per /64), before each
+    /// further attempt must wait: 1 s, doubling per failure up to SIGNIN_BACKOFF_MAX_SECS,
+    /// answered 429 with Retry-After. A successful sign-in clears the account's count; a count
+    /// is forgotten 15 minutes after its last wait ended.
+    #[arg(long, env = "SIGNIN_FREE_FAILURES", default_value_t = 5)]
+    pub signin_free_failures: u32,
+
+    /// Longest wait between sign-in attempts of an account or source under backoff, so an
+    /// attacker can delay a real user's sign-in but never lock it out for longer.
+    #[arg(long, env = "SIGNIN_BACKOFF_MAX_SECS", default_value_t = 300)]
+    pub signin_backoff_max_secs: u64,
+
+    /// Password checks (bcrypt) that run at once, on the blocking thread pool. About the
+    /// number of cores the node may spend on sign-in.
+    #[arg(long, env = "SIGNIN_HASH_CONCURRENCY", default_value_t = 2)]
+    pub signin_hash_concurrency: usize,
+
+    /// Password checks that may wait for a free slot; beyond, a sign-in is answered 503
+    /// "busy" at once instead of queueing.
+    #[arg(long, env = "SIGNIN_HASH_QUEUE", default_value_t = 16)]
+    pub signin_hash_queue: usize,
+
+    /// `/token` and `/revoke` requests a minute per source address (bursts of 10 seconds'
+    /// worth pass). Behind a proxy every request has the proxy's address: raise it there.
+    #[arg(long, env = "TOKEN_RATE_PER_SOURCE", default_value_t = 600)]
+    pub token_rate_per_source: u32,
+
+    /// `/token` and `/revoke` requests a minute per client id (bursts of 10 seconds' worth).
+    #[arg(long, env = "TOKEN_RATE_PER_CLIENT", default_value_t = 600)]
+    pub token_rate_per_client: u32,
+
+    /// Accounts, sources or clients each throttle table tracks at most; when full, idle
+    /// entries go first, then those with the fewest failures (the emptiest buckets stay).
+    #[arg(long, env = "AUTH_THROTTLE_ENTRIES", default_value_t = 50_000)]
+    pub auth_throttle_entries: usize,
+}
 
 impl AuthLimits {
     pub fn validate(&self) -> Result<(), ConfigError> {
+        let positive = [
+            ("signin_free_failures", u64::from(self.signin_free_failures)),
+            ("signin_backoff_max_secs", self.signin_backoff_max_secs),
+            (
+                "signin_hash_concurrency",
+                self.signin_hash_concurrency as u64,
+            ),
+            (
+                "token_rate_per_source",
+                u64::from(self.token_rate_per_source),
+            ),
+            (
+                "token_rate_per_client",
+                u64::from(self.token_rate_per_client),
+            ),
+            ("auth_throttle_entries", self.auth_throttle_entries as u64),
+        ];
+        if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
+            return Err(ConfigError::Zero(name));
+        }
+        if self.signin_backoff_max_secs > 86_400 {
+            return Err(ConfigError::Invalid(
+                "signin_backoff_max_secs",
+                format!(
+                    "must be at most 86400 (a day), got {}",
+                    self.signin_backoff_max_secs
+                ),
+            ));
+        }
         Ok(())
     }
 }

@@ -703,6 +703,55 @@ async fn machine_clients_use_client_credentials_and_the_static_admin_token_is_an
 }
 
 #[tokio::test]
+async fn a_sign_in_token_is_revocable_and_stops_working_when_its_user_is_removed() {
+    let s = AuthServer::start("admin").await;
+    let alice = s.oauth.login("alice", "alice-password").await;
+    assert_eq!(ping_status(&s.with_token(&alice)).await.0, 200);
+    let foreign = s.oauth.register(REDIRECT).await;
+    assert_eq!(s.oauth.revoke(&foreign, &alice).await.status(), 200);
+    assert_eq!(
+        ping_status(&s.with_token(&alice)).await.0,
+        200,
+        "another client cannot revoke it"
+    );
+    let r = s.oauth.revoke("auth-login", &alice).await;
+    assert_eq!(
+        r.status(),
+        200,
+        "auth-login is a known public client for /revoke"
+    );
+    let (status, challenge) = ping_status(&s.with_token(&alice)).await;
+    assert_eq!(status, 401);
+    assert!(challenge.unwrap().contains("revoked"));
+    // The pseudo-client can only revoke: it is no client of /token.
+    let t = s
+        .oauth
+        .token(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", "auth-login"),
+        ])
+        .await;
+    assert_eq!(t.status(), 401);
+
+    let bob = s.oauth.login("bob", "bob-password").await;
+    assert_eq!(ping_status(&s.with_token(&bob)).await.0, 200);
+    UserDb::open(&s.data_dir().join("users.json"), 4)
+        .unwrap()
+        .remove("bob")
+        .unwrap();
+    s.clock.advance_ms(mcp_daemon::auth::users::RECHECK_MS);
+    let (status, challenge) = ping_status(&s.with_token(&bob)).await;
+    assert_eq!(status, 401, "a removed user's token stops working");
+    assert!(challenge.unwrap().contains("no longer exists"));
+    let carol = s.oauth.login("carol", "carol-password").await;
+    assert_eq!(
+        ping_status(&s.with_token(&carol)).await.0,
+        200,
+        "others still work"
+    );
+}
+
+#[tokio::test]
 async fn the_sign_in_pages_refuse_forms_from_another_browser_session() {
     let s = AuthServer::start_with("admin", |c| c.oauth_test_user = None).await;
     let client = s.oauth.register(REDIRECT).await;
@@ -871,4 +920,79 @@ async fn upstream_sign_in_refuses_unknown_state_and_an_unreachable_provider() {
             .unwrap()
             .contains("expired or was already used")
     );
+}
+
+/// An HTTP client whose requests come from `ip` (any 127.0.0.0/8 address reaches a server on
+/// 127.0.0.1 on Linux), so throttles see another source. Never follows redirects.
+pub fn client_from(ip: &str) -> reqwest::Client {
+    crate::harness::http_client()
+        .local_address(ip.parse::<std::net::IpAddr>().unwrap())
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// A consent form as the browser holds it after signing in through the pages.
+pub struct ConsentForm {
+    pub cookie: String,
+    pub csrf: String,
+    pub grant: String,
+}
+
+/// Signs `user` in through `/authorize` and `/authorize/login` (test mode off).
+pub async fn consent_form(
+    o: &OAuth,
+    client: &str,
+    p: &Pkce,
+    user: &str,
+    password: &str,
+) -> ConsentForm {
+    let page = o.authorize(client, p, &[]).await;
+    assert_eq!(page.status(), 200);
+    let cookie = page.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let html = page.text().await.unwrap();
+    let (request, csrf) = (hidden_field(&html, "request"), hidden_field(&html, "csrf"));
+    let r = o
+        .http
+        .post(format!("{}/authorize/login", o.base))
+        .header("cookie", &cookie)
+        .form(&[
+            ("request", request.as_str()),
+            ("csrf", csrf.as_str()),
+            ("username", user),
+            ("password", password),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let grant = hidden_field(&r.text().await.unwrap(), "grant");
+    ConsentForm {
+        cookie,
+        csrf,
+        grant,
+    }
+}
+
+impl ConsentForm {
+    /// Posts the form (to any node) with `decision`.
+    pub async fn post(&self, o: &OAuth, decision: &str) -> reqwest::Response {
+        o.http
+            .post(format!("{}/authorize/consent", o.base))
+            .header("cookie", &self.cookie)
+            .form(&[
+                ("grant", self.grant.as_str()),
+                ("csrf", self.csrf.as_str()),
+                ("decision", decision),
+            ])
+            .send()
+            .await
+            .unwrap()
+    }
 }

@@ -6,7 +6,14 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 
-use crate::auth::{AuthServer, REDIRECT, V, access, param, ping_status, pkce, query_of};
+use std::time::{Duration, Instant};
+
+use mcp_daemon::auth::users::UserDb;
+
+use crate::auth::{
+    AuthServer, OAuth, REDIRECT, V, access, client_from, consent_form, param, ping_status, pkce,
+    query_of,
+};
 
 async fn error_of(r: reqwest::Response) -> (u16, String) {
     let status = r.status().as_u16();
@@ -544,4 +551,266 @@ async fn a_refused_refresh_does_not_use_up_the_token_and_a_removed_user_cannot_r
         401,
         "her grant was revoked"
     );
+}
+
+/// `POST /auth/login` from `http`: the status and `Retry-After`, if any.
+async fn login_from(
+    http: &reqwest::Client,
+    base: &str,
+    user: &str,
+    pw: &str,
+) -> (u16, Option<u64>) {
+    let r = http
+        .post(format!("{base}/auth/login"))
+        .json(&json!({"username": user, "password": pw}))
+        .send()
+        .await
+        .unwrap();
+    let wait = r
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().parse::<u64>().unwrap());
+    (r.status().as_u16(), wait)
+}
+
+#[tokio::test]
+async fn a_flood_of_bogus_sign_ins_is_throttled_and_a_real_user_elsewhere_still_gets_in_promptly() {
+    let s = AuthServer::start("admin").await;
+    // A production-cost hash (12), as the probe measured: bcrypt is what the flood competes for.
+    UserDb::open(&s.data_dir().join("users.json"), 12)
+        .unwrap()
+        .add("dave", "dave-password", &[])
+        .unwrap();
+    let (attacker, user) = (client_from("127.0.0.1"), client_from("127.0.0.2"));
+    let started = Instant::now();
+    assert_eq!(
+        login_from(&user, &s.base, "dave", "dave-password").await,
+        (200, None)
+    );
+    let alone = started.elapsed();
+    let flood: Vec<_> = (0..200)
+        .map(|i| {
+            let (http, base) = (attacker.clone(), s.base.clone());
+            tokio::spawn(async move {
+                login_from(&http, &base, &format!("nobody{i}"), "wrong-password").await
+            })
+        })
+        .collect();
+    let started = Instant::now();
+    assert_eq!(
+        login_from(&user, &s.base, "dave", "dave-password").await,
+        (200, None),
+        "the real user from another source gets in during the flood"
+    );
+    let during = started.elapsed();
+    let mut outcomes = Vec::new();
+    for f in flood {
+        outcomes.push(f.await.unwrap());
+    }
+    let checked = outcomes.iter().filter(|o| o.0 == 401).count();
+    let throttled = outcomes
+        .iter()
+        .filter(|o| o.0 == 429 && o.1.is_some_and(|w| w >= 1))
+        .count();
+    assert_eq!(checked + throttled, 200, "{outcomes:?}");
+    assert!(
+        checked <= 5,
+        "at most the free failures were checked: {checked}"
+    );
+    // Unthrottled, 200 cost-12 hashes share the cores with dave's (about 100 times as long);
+    // throttled, at most 5 run before it. The bound is loose against a loaded machine.
+    assert!(
+        during < alone * 25 + Duration::from_secs(1),
+        "alone {alone:?}, during the flood {during:?}"
+    );
+    let (status, wait) = login_from(&attacker, &s.base, "someone", "x").await;
+    assert_eq!(
+        status, 429,
+        "the next one from that source is refused at once"
+    );
+    assert!(wait.is_some_and(|w| w >= 1));
+}
+
+#[tokio::test]
+async fn failures_on_one_account_back_off_from_every_source_until_the_wait_or_a_success() {
+    let s = AuthServer::start("admin").await;
+    let (a, b) = (client_from("127.0.0.2"), client_from("127.0.0.3"));
+    for _ in 0..5 {
+        assert_eq!(login_from(&a, &s.base, "alice", "guess").await.0, 401);
+    }
+    let (status, wait) = login_from(&a, &s.base, "alice", "guess").await;
+    assert_eq!(
+        (status, wait),
+        (429, Some(1)),
+        "backoff starts at one second"
+    );
+    let r = a
+        .post(format!("{}/auth/login", s.base))
+        .json(&json!({"username": "alice", "password": "guess"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        error_of(r).await,
+        (429, "temporarily_unavailable".into()),
+        "an RFC 6749 error body"
+    );
+    // The account waits from any source, even with the right password (bounded, see below).
+    assert_eq!(
+        login_from(&b, &s.base, "alice", "alice-password").await,
+        (429, Some(1))
+    );
+    assert_eq!(
+        login_from(&b, &s.base, "bob", "bob-password").await.0,
+        200,
+        "other accounts from other sources are not held back"
+    );
+    s.clock.advance_ms(1_000);
+    assert_eq!(
+        login_from(&b, &s.base, "alice", "alice-password").await.0,
+        200
+    );
+    assert_eq!(
+        login_from(&b, &s.base, "alice", "guess").await.0,
+        401,
+        "the success cleared the account's count"
+    );
+    // The sign-in page says so in words, with the same status and Retry-After.
+    let page = AuthServer::start_with("admin", |c| c.oauth_test_user = None).await;
+    let o = OAuth {
+        http: client_from("127.0.0.4"),
+        ..OAuth::new(&page.base)
+    };
+    let client = o.register(REDIRECT).await;
+    let first = o.authorize(&client, &pkce(), &[]).await;
+    let cookie = first.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let html = first.text().await.unwrap();
+    let field = |n: &str| crate::auth::hidden_field(&html, n);
+    let post = || {
+        o.http
+            .post(format!("{}/authorize/login", o.base))
+            .header("cookie", &cookie)
+            .form(&[
+                ("request", field("request")),
+                ("csrf", field("csrf")),
+                ("username", "carol".into()),
+                ("password", "guess".into()),
+            ])
+            .send()
+    };
+    for _ in 0..5 {
+        assert_eq!(post().await.unwrap().status(), 401);
+    }
+    let refused = post().await.unwrap();
+    assert_eq!(refused.status(), 429);
+    assert_eq!(refused.headers()["retry-after"], "1");
+    let text = refused.text().await.unwrap();
+    assert!(
+        text.contains("too many failed sign-ins; wait 1 seconds"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn token_requests_are_rate_limited_per_source_and_per_client() {
+    let s = AuthServer::start_with("admin", |c| {
+        c.auth_limits.token_rate_per_source = 60; // bursts of 10
+        c.auth_limits.token_rate_per_client = 30; // bursts of 5
+    })
+    .await;
+    let refresh = |http: reqwest::Client, client: String| {
+        let base = s.base.clone();
+        async move {
+            http.post(format!("{base}/token"))
+                .form(&[
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", "rt1.x.0.y.z"),
+                    ("client_id", &client),
+                ])
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let a = client_from("127.0.0.2");
+    for _ in 0..10 {
+        let r = refresh(a.clone(), "no-such-client".into()).await;
+        assert_eq!(r.status(), 401, "unknown client, not yet throttled");
+    }
+    let r = refresh(a.clone(), "no-such-client".into()).await;
+    assert_eq!(r.headers()["retry-after"], "1");
+    assert_eq!(error_of(r).await, (429, "temporarily_unavailable".into()));
+    let rev = a
+        .post(format!("{}/revoke", s.base))
+        .form(&[("token", "x"), ("client_id", "no-such-client")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rev.status(), 429, "/revoke shares the source's budget");
+    let other = refresh(client_from("127.0.0.3"), "no-such-client".into()).await;
+    assert_eq!(other.status(), 401, "another source has its own");
+    // Per client: five sources use up one client's burst; a sixth is refused for it only.
+    let (x, y) = (
+        s.oauth.register(REDIRECT).await,
+        s.oauth.register(REDIRECT).await,
+    );
+    for i in 1..=5 {
+        let r = refresh(client_from(&format!("127.0.1.{i}")), x.clone()).await;
+        assert_eq!(error_of(r).await, (400, "invalid_grant".into()));
+    }
+    let sixth = client_from("127.0.1.6");
+    let r = refresh(sixth.clone(), x.clone()).await;
+    assert_eq!(error_of(r).await, (429, "temporarily_unavailable".into()));
+    let r = refresh(sixth, y).await;
+    assert_eq!(error_of(r).await, (400, "invalid_grant".into()));
+    s.clock.advance_ms(2_000);
+    let r = refresh(client_from("127.0.1.7"), x).await;
+    assert_eq!(
+        error_of(r).await,
+        (400, "invalid_grant".into()),
+        "the bucket refills"
+    );
+}
+
+#[tokio::test]
+async fn an_approved_or_denied_consent_form_cannot_be_posted_again() {
+    let s = AuthServer::start_with("admin", |c| c.oauth_test_user = None).await;
+    let client = s.oauth.register(REDIRECT).await;
+    let p = pkce();
+    let form = consent_form(&s.oauth, &client, &p, "alice", "alice-password").await;
+    let first = form.post(&s.oauth, "approve").await;
+    assert_eq!(first.status(), 303);
+    let code = param(
+        &query_of(first.headers()["location"].to_str().unwrap()),
+        "code",
+    )
+    .unwrap()
+    .to_string();
+    let replay = form.post(&s.oauth, "approve").await;
+    assert_eq!(replay.status(), 400);
+    assert!(replay.headers().get("location").is_none(), "no second code");
+    assert!(replay.text().await.unwrap().contains("already used"));
+    assert_eq!(
+        s.oauth.exchange(&client, &code, &p.verifier).await.status(),
+        200,
+        "the first code still works"
+    );
+    let denied = consent_form(&s.oauth, &client, &pkce(), "alice", "alice-password").await;
+    let no = denied.post(&s.oauth, "deny").await;
+    assert_eq!(no.status(), 303);
+    let no = query_of(no.headers()["location"].to_str().unwrap());
+    assert_eq!(param(&no, "error"), Some("access_denied"));
+    let turned = denied.post(&s.oauth, "approve").await;
+    assert_eq!(
+        turned.status(),
+        400,
+        "a denial cannot be turned into an approval"
+    );
+    assert!(turned.headers().get("location").is_none());
 }

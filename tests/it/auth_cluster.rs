@@ -5,7 +5,11 @@
 
 use serde_json::{Value, json};
 
-use crate::auth::{OAuth, REDIRECT, V, access, pkce};
+use std::time::{Duration, Instant};
+
+use mcp_daemon::auth::users::UserDb;
+
+use crate::auth::{OAuth, REDIRECT, V, access, consent_form, param, pkce, query_of};
 use crate::nodes::{Node, SharedRedis};
 
 const JWT_KEY: &str = "cluster-test-jwt-signing-key-0123456789abcdef";
@@ -124,4 +128,71 @@ async fn clients_and_refresh_families_survive_restarts_of_every_node_and_of_redi
         .refresh(&client, t["refresh_token"].as_str().unwrap())
         .await;
     assert_eq!(reuse.status(), 200, "within the grace window");
+}
+
+#[tokio::test]
+async fn across_nodes_sign_in_tokens_are_revoked_removed_users_refused_and_consent_is_single_use() {
+    let redis = SharedRedis::single();
+    let data = tempfile::tempdir().unwrap();
+    UserDb::open(&data.path().join("users.json"), 4)
+        .unwrap()
+        .add("dora", "dora-password", &[])
+        .unwrap();
+    let dir = data.path().to_str().unwrap();
+    let env = [
+        ("AUTH_PROVIDER", "local"),
+        ("JWT_SECRET_KEY", JWT_KEY),
+        ("DATA_DIR", dir),
+        ("ADMIN_PASSWORD", "admin-password-1"),
+        ("PUBLIC_URL", PUBLIC),
+    ];
+    let nodes = crate::nodes::three_nodes(&redis, &env).await;
+    let [a, b, c] = [0, 1, 2].map(|i| OAuth::with_issuer(&nodes[i].base, PUBLIC));
+
+    // An /auth/login token revoked through one node is refused by all.
+    let t = a.login("dora", "dora-password").await;
+    for n in &nodes {
+        assert_eq!(status_with(n, &t).await, 200);
+    }
+    assert_eq!(b.revoke("auth-login", &t).await.status(), 200);
+    for n in &nodes {
+        assert_eq!(status_with(n, &t).await, 401, "revoked on every node");
+    }
+
+    // `mcp-daemon user remove` ends the user's tokens on every node within seconds.
+    let t = c.login("dora", "dora-password").await;
+    for n in &nodes {
+        assert_eq!(status_with(n, &t).await, 200);
+    }
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mcp-daemon"))
+        .env_clear()
+        .env("DATA_DIR", dir)
+        .env("LOG_LEVEL", "warn")
+        .args(["user", "remove", "dora"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for n in &nodes {
+        while status_with(n, &t).await != 401 {
+            assert!(Instant::now() < deadline, "a node still accepts the token");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    // A consent form shown by A and approved through B cannot be approved again anywhere.
+    let client = a.register(REDIRECT).await;
+    let p = pkce();
+    let form = consent_form(&a, &client, &p, "admin", "admin-password-1").await;
+    let ok = form.post(&b, "approve").await;
+    assert_eq!(ok.status(), 303);
+    let code = param(
+        &query_of(ok.headers()["location"].to_str().unwrap()),
+        "code",
+    )
+    .unwrap()
+    .to_string();
+    let (x, y) = tokio::join!(form.post(&c, "approve"), form.post(&a, "approve"));
+    assert_eq!((x.status().as_u16(), y.status().as_u16()), (400, 400));
+    assert_eq!(c.exchange(&client, &code, &p.verifier).await.status(), 200);
 }

@@ -3,14 +3,17 @@
 //! (`/authorize/consent`); the pending request travels sealed in the pages, bound to a
 //! `__Host-` CSRF cookie. Test mode (`OAUTH_TEST_USER`) approves at once for a named user.
 
+use std::net::IpAddr;
+
 use axum::Form;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::{Deserialize, Serialize};
 
+use super::error::retry_after;
 use super::pages::{self, Ask, CSRF_COOKIE};
-use super::{issuer, scopes_supported};
+use super::{Source, issuer, scopes_supported};
 use crate::auth::keys::{digest, random_token, same};
 use crate::auth::oauth::authorize::{
     AuthRequest, AuthorizeError, error_redirect, redirect_to, validate,
@@ -18,6 +21,8 @@ use crate::auth::oauth::authorize::{
 use crate::auth::oauth::grants::issue_code;
 use crate::auth::oauth::seal::{open, seal};
 use crate::auth::oauth::{AuthServer, OAuthError};
+use crate::auth::throttle::{GateError, Who};
+use crate::state::AuthRecord;
 use crate::transport::HttpState;
 
 /// How long a person has to sign in and approve.
@@ -36,7 +41,13 @@ pub(super) struct Approving {
     pub(super) csrf: String,
     pub(super) subject: String,
     pub(super) roles: Vec<String>,
+    /// Makes the form single use: its digest is stored when the page is shown and taken
+    /// (atomically, on any node) when the form is posted, so a replayed approval mints nothing.
+    pub(super) nonce: String,
 }
+
+/// Where a shown consent form's nonce is kept until it is posted.
+const CONSENT: &str = "consent:";
 
 pub async fn authorize_get(
     State(state): State<HttpState>,
@@ -206,6 +217,7 @@ pub struct LoginForm {
 
 pub async fn login_post(
     State(state): State<HttpState>,
+    Source(source): Source,
     headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> Response {
@@ -219,12 +231,28 @@ pub async fn login_post(
         redirect_uri: &pending.req.redirect_uri,
         scopes: &pending.req.scopes,
     };
-    let (subject, roles) = match sign_in(&auth, &form.username, &form.password).await {
+    let (subject, roles) = match sign_in(&auth, source, &form.username, &form.password).await {
         Ok(who) => who,
         Err(SignIn::Refused(why)) => {
             // Not the name: people type passwords into the wrong field.
             tracing::info!(client = %pending.req.client_id, "sign-in refused");
             return pages::login(&form.request, &form.csrf, &ask, sso_name(&auth), Some(&why));
+        }
+        Err(SignIn::Throttled(wait)) => {
+            let why = format!("too many failed sign-ins; wait {wait} seconds before you try again");
+            let mut page =
+                pages::login(&form.request, &form.csrf, &ask, sso_name(&auth), Some(&why));
+            *page.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+            retry_after(&mut page, wait);
+            return page;
+        }
+        Err(SignIn::Busy) => {
+            let mut page = pages::error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the server is busy checking other sign-ins; try again in a moment",
+            );
+            retry_after(&mut page, 1);
+            return page;
         }
         Err(SignIn::Failed(why)) => {
             tracing::error!(error = %why, "sign-in failed");
@@ -234,11 +262,12 @@ pub async fn login_post(
             );
         }
     };
-    consent_page(&auth, pending, subject, roles, &form.csrf, &form.username)
+    consent_page(&auth, pending, subject, roles, &form.csrf, &form.username).await
 }
 
-/// The consent page for a person who has signed in (here or at the upstream provider).
-pub(super) fn consent_page(
+/// The consent page for a person who has signed in (here or at the upstream provider). Its
+/// nonce is stored first: a page whose nonce could not be stored could never be approved.
+pub(super) async fn consent_page(
     auth: &AuthServer,
     pending: Pending,
     subject: String,
@@ -251,6 +280,19 @@ pub(super) fn consent_page(
         redirect_uri: &pending.req.redirect_uri,
         scopes: &pending.req.scopes,
     };
+    let nonce = random_token();
+    let key = format!("{CONSENT}{}", digest(&nonce));
+    if let Err(e) = auth
+        .store
+        .put(AuthRecord::Code, &key, "1", PAGE_TTL_S * 1000)
+        .await
+    {
+        tracing::error!(error = %e, "cannot store the consent nonce");
+        return pages::error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "sign-in is unavailable; try again later",
+        );
+    }
     let sealed = seal(
         &auth.keys,
         "consent",
@@ -259,19 +301,50 @@ pub(super) fn consent_page(
             csrf: pending.csrf.clone(),
             subject,
             roles,
+            nonce,
         },
         auth.now_s() + PAGE_TTL_S,
     );
     pages::consent(&sealed, csrf, &ask, shown_as)
 }
 
-enum SignIn {
+/// Why a sign-in did not go through.
+pub(super) enum SignIn {
+    /// Wrong name or password (or the identity provider said no).
     Refused(String),
+    /// This account or source must wait this many seconds (backoff after failures).
+    Throttled(u64),
+    /// Too many password checks are queued on this node.
+    Busy,
+    /// The check could not run (a backend or the user file).
     Failed(String),
 }
 
-/// Checks a user name and password against the configured identity source.
-async fn sign_in(
+/// Checks a user name and password against the configured identity source, throttled per
+/// account and per source address: each attempt counts as a failure until it succeeds.
+pub(super) async fn sign_in(
+    auth: &std::sync::Arc<AuthServer>,
+    source: Option<IpAddr>,
+    user: &str,
+    password: &str,
+) -> Result<(String, Vec<String>), SignIn> {
+    let (account, from) = (Who::name(user), Who::source(source));
+    let throttle = &auth.throttle.sign_in;
+    if let Err(wait) = throttle.begin(&[&account, &from], auth.clock.now_ms()) {
+        tracing::info!(source = ?source, wait_s = wait, "sign-in throttled");
+        return Err(SignIn::Throttled(wait));
+    }
+    let outcome = check(auth, user, password).await;
+    match &outcome {
+        Ok(_) => throttle.succeeded(&account, &from),
+        Err(SignIn::Refused(_)) => {}
+        // Not a wrong guess: the attempt does not count.
+        Err(_) => throttle.undo(&[&account, &from]),
+    }
+    outcome
+}
+
+async fn check(
     auth: &std::sync::Arc<AuthServer>,
     user: &str,
     password: &str,
@@ -287,25 +360,18 @@ async fn sign_in(
         return Err(SignIn::Failed("no user source is configured".into()));
     };
     let (user, password) = (user.to_string(), password.to_string());
-    // bcrypt is slow on purpose: keep it off the async workers.
-    match tokio::task::spawn_blocking(move || db.verify(&user, &password)).await {
+    // bcrypt is slow on purpose: off the async workers, and only a few at once.
+    match auth
+        .throttle
+        .hashing
+        .run(move || db.verify(&user, &password))
+        .await
+    {
         Ok(Ok(Some(u))) => Ok((u.username, u.roles)),
         Ok(Ok(None)) => Err(SignIn::Refused("wrong user name or password".into())),
         Ok(Err(e)) => Err(SignIn::Failed(e.to_string())),
-        Err(e) => Err(SignIn::Failed(e.to_string())),
-    }
-}
-
-/// Checks a user name and password for `/auth/login` (same sources as the login page).
-pub async fn check_password(
-    auth: &std::sync::Arc<AuthServer>,
-    user: &str,
-    password: &str,
-) -> Result<Option<(String, Vec<String>)>, String> {
-    match sign_in(auth, user, password).await {
-        Ok(who) => Ok(Some(who)),
-        Err(SignIn::Refused(_)) => Ok(None),
-        Err(SignIn::Failed(e)) => Err(e),
+        Err(GateError::Busy) => Err(SignIn::Busy),
+        Err(GateError::Failed(e)) => Err(SignIn::Failed(e)),
     }
 }
 
@@ -333,6 +399,25 @@ pub async fn consent_post(
             StatusCode::FORBIDDEN,
             "the consent form did not come from this browser session",
         );
+    }
+    // Taken whatever the decision: a denied form must not be replayed as an approval either.
+    let key = format!("{CONSENT}{}", digest(&a.nonce));
+    match auth.store.take(AuthRecord::Code, &key).await {
+        Ok(Some(_)) => {}
+        Ok(None) => {
+            tracing::info!(client = %a.req.client_id, "a used consent form was posted again");
+            return pages::error(
+                StatusCode::BAD_REQUEST,
+                "this consent form was already used; start again",
+            );
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot take the consent nonce");
+            return pages::error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "sign-in is unavailable; try again later",
+            );
+        }
     }
     if form.decision != "approve" {
         tracing::info!(client = %a.req.client_id, subject = %a.subject, "consent denied");

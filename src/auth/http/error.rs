@@ -1,6 +1,7 @@
 //! The one place OAuth errors become HTTP: RFC 6749 §5.2 JSON bodies (`error`,
 //! `error_description`), `Cache-Control: no-store`, 401 for client authentication failures,
-//! 503 when a backend is down, 500 with nothing inside for bugs.
+//! 503 when a backend is down, 429 with `Retry-After` when throttled, 500 with nothing inside
+//! for bugs.
 
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -13,6 +14,7 @@ impl IntoResponse for OAuthError {
     fn into_response(self) -> Response {
         let status = match &self {
             OAuthError::InvalidClient(_) => StatusCode::UNAUTHORIZED,
+            OAuthError::Throttled(_) => StatusCode::TOO_MANY_REQUESTS,
             OAuthError::Unavailable(e) => {
                 tracing::error!(error = %e, "OAuth request failed: state backend");
                 StatusCode::SERVICE_UNAVAILABLE
@@ -29,6 +31,9 @@ impl IntoResponse for OAuthError {
         )
             .into_response();
         no_store(&mut resp);
+        if let OAuthError::Throttled(secs) = &self {
+            retry_after(&mut resp, *secs);
+        }
         if status == StatusCode::UNAUTHORIZED {
             resp.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
@@ -44,4 +49,10 @@ pub fn no_store(resp: &mut Response) {
     let h = resp.headers_mut();
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+}
+
+/// `Retry-After` in seconds (RFC 9110 §10.2.3), on 429 and "busy" answers.
+pub fn retry_after(resp: &mut Response, secs: u64) {
+    resp.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
 }

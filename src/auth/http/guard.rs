@@ -82,6 +82,9 @@ pub async fn authenticate(
                 }
                 Err(Refusal::Token(e)) => challenge.unauthorized(Some(&e.to_string())),
                 Err(Refusal::Revoked) => challenge.unauthorized(Some("the token has been revoked")),
+                Err(Refusal::UserGone) => {
+                    challenge.unauthorized(Some("the user of this token no longer exists"))
+                }
                 Err(Refusal::Backend(e)) => e,
             }
         }
@@ -113,7 +116,33 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 enum Refusal {
     Token(TokenError),
     Revoked,
+    /// The local user the token names was removed from the user file.
+    UserGone,
     Backend(HttpError),
+}
+
+/// For a local user (names without ':', which every other namespace has): `None` when the
+/// user is gone, else their roles as the user file says now, so removing a user or a role
+/// takes effect on every node within `users::RECHECK_MS` without a Redis round trip. For
+/// other subjects `Some(None)`: the token's roles stand.
+fn current_user(
+    auth: &crate::auth::oauth::AuthServer,
+    subject: &str,
+) -> Result<Option<Option<Vec<String>>>, Refusal> {
+    let Some(db) = auth.users.as_ref().filter(|_| !subject.contains(':')) else {
+        return Ok(Some(None));
+    };
+    match db.current(subject, auth.clock.now_ms()) {
+        Ok(user) => Ok(user.map(|u| Some(u.roles))),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read the user file");
+            Err(Refusal::Backend(HttpError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                crate::protocol::codes::INTERNAL_ERROR,
+                "authentication is unavailable; try again later",
+            )))
+        }
+    }
 }
 
 /// Who a bearer token names: the static admin token, one of our JWTs, or a Cognito token.
@@ -154,10 +183,14 @@ async fn identify(
     if revoked {
         return Err(Refusal::Revoked);
     }
+    let roles = match current_user(auth, &claims.sub)? {
+        Some(roles) => roles.unwrap_or(claims.roles),
+        None => return Err(Refusal::UserGone),
+    };
     Ok(Principal {
         subject: claims.sub,
         scopes: scope::parse(&claims.scope),
-        roles: claims.roles,
+        roles,
         client_id: Some(claims.client_id),
         authenticated: true,
     })

@@ -8,9 +8,10 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::authorize::check_password;
-use super::error::no_store;
-use super::issuer;
+use super::authorize::{SignIn, sign_in};
+use super::error::{no_store, retry_after};
+use super::{Source, issuer};
+use crate::auth::oauth::OAuthError;
 use crate::auth::oauth::grants::direct_token;
 use crate::transport::HttpState;
 
@@ -22,6 +23,7 @@ pub struct Credentials {
 
 pub async fn auth_login_post(
     State(state): State<HttpState>,
+    Source(source): Source,
     headers: HeaderMap,
     Json(c): Json<Credentials>,
 ) -> Response {
@@ -29,25 +31,42 @@ pub async fn auth_login_post(
     if !auth.enabled() {
         return StatusCode::NOT_FOUND.into_response();
     }
-    let mut resp = match check_password(&auth, &c.username, &c.password).await {
-        Ok(Some((subject, roles))) => {
+    let refuse = |status: StatusCode, error: &str, why: &str| {
+        (
+            status,
+            Json(json!({"error": error, "error_description": why})),
+        )
+            .into_response()
+    };
+    let mut resp = match sign_in(&auth, source, &c.username, &c.password).await {
+        Ok((subject, roles)) => {
             match direct_token(&auth, &subject, &roles, &issuer(&state, &headers)) {
                 Ok(t) => Json(t).into_response(),
                 Err(e) => e.into_response(),
             }
         }
-        Ok(None) => (
+        Err(SignIn::Refused(_)) => refuse(
             StatusCode::UNAUTHORIZED,
-            Json(json!({"error": "invalid_grant", "error_description": "wrong user name or password"})),
-        )
-            .into_response(),
-        Err(e) => {
-            tracing::error!(error = %e, "sign-in failed");
-            (
+            "invalid_grant",
+            "wrong user name or password",
+        ),
+        Err(SignIn::Throttled(wait)) => OAuthError::Throttled(wait).into_response(),
+        Err(SignIn::Busy) => {
+            let mut r = refuse(
                 StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({"error": "temporarily_unavailable", "error_description": "sign-in is unavailable; try again later"})),
+                "temporarily_unavailable",
+                "the server is busy checking other sign-ins; try again in a moment",
+            );
+            retry_after(&mut r, 1);
+            r
+        }
+        Err(SignIn::Failed(e)) => {
+            tracing::error!(error = %e, "sign-in failed");
+            refuse(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                "sign-in is unavailable; try again later",
             )
-                .into_response()
         }
     };
     no_store(&mut resp);

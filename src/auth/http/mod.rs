@@ -11,7 +11,11 @@ pub mod pages;
 pub mod token;
 pub mod upstream;
 
+use std::net::{IpAddr, SocketAddr};
+
 use axum::Router;
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 use axum::routing::{get, post};
 
@@ -73,4 +77,21 @@ pub fn scopes_supported(state: &HttpState) -> Vec<String> {
         }
     }
     out
+}
+
+/// The address a request came from (the socket's peer, as `serve` records it), for the
+/// per-source throttles. `None` when there is no socket (a router driven by tests).
+pub struct Source(pub Option<IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Source {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.ip()),
+        ))
+    }
 }

@@ -9,11 +9,14 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 
+use std::net::IpAddr;
+
 use super::error::no_store;
-use super::issuer;
+use super::{Source, issuer};
 use crate::auth::oauth::clients::{Client, Registration};
 use crate::auth::oauth::grants::{self, TokenForm};
 use crate::auth::oauth::{OAuthError, OAuthResult};
+use crate::auth::throttle::Who;
 use crate::transport::HttpState;
 
 /// Largest `/register` body; a larger one is refused before parsing.
@@ -79,16 +82,40 @@ async fn authenticated_client(
         .find(&id)
         .await?
         .ok_or_else(|| OAuthError::InvalidClient("unknown client".into()))?;
+    // Counted before the secret is checked, so guessing a client's secret is throttled too;
+    // only known clients get a bucket, so made-up ids cannot fill the table.
+    let now = state.auth.clock.now_ms();
+    state
+        .auth
+        .throttle
+        .token_clients
+        .take(&Who::name(&client.client_id), now)
+        .map_err(OAuthError::Throttled)?;
     client.authenticate(secret.as_deref())?;
     Ok(client)
 }
 
+/// The per-source rate limit of `/token` and `/revoke`.
+fn source_allowed(state: &HttpState, source: Option<IpAddr>) -> OAuthResult<()> {
+    state
+        .auth
+        .throttle
+        .token_sources
+        .take(&Who::source(source), state.auth.clock.now_ms())
+        .map_err(OAuthError::Throttled)
+}
+
 pub async fn token_post(
     State(state): State<HttpState>,
+    Source(source): Source,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let mut resp = match token(&state, &headers, &body).await {
+    let answer = match source_allowed(&state, source) {
+        Ok(()) => token(&state, &headers, &body).await,
+        Err(e) => Err(e),
+    };
+    let mut resp = match answer {
         Ok(t) => Json(t).into_response(),
         Err(e) => {
             tracing::info!(error = e.code(), reason = %e, "token request refused");
@@ -159,6 +186,28 @@ pub async fn register_post(State(state): State<HttpState>, body: Bytes) -> Respo
     }
 }
 
+/// Who asks to revoke: a registered or configured client, or the public pseudo-client
+/// `auth-login` that the tokens of `POST /auth/login` carry (it has no secret; whoever holds
+/// such a token may end it, RFC 7009 §5).
+async fn revoking_client(
+    state: &HttpState,
+    headers: &HeaderMap,
+    f: &RevokeForm,
+) -> OAuthResult<String> {
+    let (id, secret) = credentials(headers, f.client_id.as_deref(), f.client_secret.as_deref())?;
+    if id == grants::DIRECT_CLIENT_ID && secret.as_deref().unwrap_or_default().is_empty() {
+        return Ok(id);
+    }
+    let client = authenticated_client(
+        state,
+        headers,
+        f.client_id.as_deref(),
+        f.client_secret.as_deref(),
+    )
+    .await?;
+    Ok(client.client_id)
+}
+
 #[derive(Default, serde::Deserialize)]
 struct RevokeForm {
     token: Option<String>,
@@ -168,22 +217,18 @@ struct RevokeForm {
 
 pub async fn revoke_post(
     State(state): State<HttpState>,
+    Source(source): Source,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let result = async {
+        source_allowed(&state, source)?;
         let f: RevokeForm = form(&body)?;
-        let client = authenticated_client(
-            &state,
-            &headers,
-            f.client_id.as_deref(),
-            f.client_secret.as_deref(),
-        )
-        .await?;
+        let client_id = revoking_client(&state, &headers, &f).await?;
         let token = f
             .token
             .ok_or_else(|| OAuthError::InvalidRequest("token is required".into()))?;
-        grants::revoke(&state.auth, &client, &token).await
+        grants::revoke(&state.auth, &client_id, &token).await
     }
     .await;
     match result {

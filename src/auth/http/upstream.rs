@@ -175,6 +175,7 @@ pub async fn callback_get(
                 &cookie,
                 &who.display,
             )
+            .await
         }
         Err(e) => failed(e),
     }

@@ -352,6 +352,10 @@ fn respond(
     })
 }
 
+/// The client id of tokens from `POST /auth/login`: no client registers it (registered ids
+/// start with `mcp-`, metadata-document ids are URLs); `/revoke` accepts it without a secret.
+pub const DIRECT_CLIENT_ID: &str = "auth-login";
+
 /// An access token for a person signed in directly (`POST /auth/login`), for the whole server.
 pub fn direct_token(
     server: &AuthServer,
@@ -362,7 +366,7 @@ pub fn direct_token(
     let grant = Grant {
         subject: subject.to_string(),
         roles: roles.to_vec(),
-        client_id: "auth-login".into(),
+        client_id: DIRECT_CLIENT_ID.into(),
         scopes: vec![scope::BASE_SCOPE.to_string()],
         resource: issuer.to_string(),
         issuer: issuer.to_string(),
@@ -420,14 +424,15 @@ fn parse_refresh(keys: &SigningKeys, token: &str) -> Option<RefreshToken> {
     })
 }
 
-/// RFC 7009: revokes an access or refresh token of `client`. Unknown, invalid or foreign
-/// tokens are ignored (the answer is 200 either way, so it reveals nothing).
-pub async fn revoke(server: &AuthServer, client: &Client, token: &str) -> OAuthResult<()> {
+/// RFC 7009: revokes an access or refresh token of the (authenticated) client `client_id`.
+/// Unknown, invalid or foreign tokens are ignored (the answer is 200 either way, so it
+/// reveals nothing).
+pub async fn revoke(server: &AuthServer, client_id: &str, token: &str) -> OAuthResult<()> {
     let access_ttl_ms = server.settings.access_ttl_s * 1000;
     if let Some(r) = parse_refresh(&server.keys, token) {
-        if r.client_id == client.client_id {
+        if r.client_id == client_id {
             server.store.revoke_family(&r.family, access_ttl_ms).await?;
-            tracing::info!(client = %client.client_id, "refresh token revoked");
+            tracing::info!(client = %client_id, "refresh token revoked");
         }
         return Ok(());
     }
@@ -436,12 +441,12 @@ pub async fn revoke(server: &AuthServer, client: &Client, token: &str) -> OAuthR
         return Ok(());
     };
     let now = server.now_s();
-    if claims.client_id == client.client_id && claims.exp > now {
+    if claims.client_id == client_id && claims.exp > now {
         server
             .store
             .revoke_token(&claims.sid, &claims.jti, (claims.exp - now) * 1000)
             .await?;
-        tracing::info!(client = %client.client_id, subject = %claims.sub, "access token revoked");
+        tracing::info!(client = %client_id, subject = %claims.sub, "access token revoked");
     }
     Ok(())
 }

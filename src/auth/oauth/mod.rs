@@ -14,6 +14,7 @@ use std::sync::Arc;
 use crate::auth::AuthProvider;
 use crate::auth::cognito::Cognito;
 use crate::auth::keys::SigningKeys;
+use crate::auth::throttle::Throttles;
 use crate::auth::upstream::Upstream;
 use crate::auth::users::UserDb;
 use crate::clock::Clock;
@@ -60,6 +61,10 @@ pub enum OAuthError {
     /// RFC 6749 §4.1.2.1: a backend is unreachable (503).
     #[error("temporarily unavailable")]
     Unavailable(#[from] StateError),
+    /// Too many requests from this source or client (429 with `Retry-After`, RFC 6585 §4);
+    /// sent as `temporarily_unavailable`, the nearest RFC 6749 code.
+    #[error("too many requests; try again in {0} s")]
+    Throttled(u64),
     /// A bug (500); the cause is logged, never sent.
     #[error("server error")]
     Server(String),
@@ -79,7 +84,7 @@ impl OAuthError {
             Self::AccessDenied => "access_denied",
             Self::InvalidRedirectUri(_) => "invalid_redirect_uri",
             Self::InvalidClientMetadata(_) => "invalid_client_metadata",
-            Self::Unavailable(_) => "temporarily_unavailable",
+            Self::Unavailable(_) | Self::Throttled(_) => "temporarily_unavailable",
             Self::Server(_) => "server_error",
         }
     }
@@ -116,6 +121,8 @@ pub struct AuthServer {
     pub cognito: Option<Arc<Cognito>>,
     /// An OpenID Connect provider the login page offers as an alternative.
     pub upstream: Option<Arc<Upstream>>,
+    /// Sign-in backoff, `/token` rate limits and the bcrypt gate of this node.
+    pub throttle: Throttles,
     pub clock: Arc<dyn Clock>,
 }
 
