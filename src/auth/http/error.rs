@@ -1,6 +1,7 @@
 //! The one place OAuth errors become HTTP: RFC 6749 §5.2 JSON bodies (`error`,
 //! `error_description`), `Cache-Control: no-store`, 401 for client authentication failures,
-//! 503 when a backend is down, 500 with nothing inside for bugs.
+//! 429 with `Retry-After` when throttled, 503 when a backend is down or registration is full,
+//! 500 with nothing inside for bugs.
 
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -13,6 +14,8 @@ impl IntoResponse for OAuthError {
     fn into_response(self) -> Response {
         let status = match &self {
             OAuthError::InvalidClient(_) => StatusCode::UNAUTHORIZED,
+            OAuthError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            OAuthError::RegistrationClosed(_) => StatusCode::SERVICE_UNAVAILABLE,
             OAuthError::Unavailable(e) => {
                 tracing::error!(error = %e, "OAuth request failed: state backend");
                 StatusCode::SERVICE_UNAVAILABLE
@@ -23,12 +26,20 @@ impl IntoResponse for OAuthError {
             }
             _ => StatusCode::BAD_REQUEST,
         };
+        let retry_after = match &self {
+            OAuthError::RateLimited { retry_after_s, .. } => Some(*retry_after_s),
+            _ => None,
+        };
         let mut resp = (
             status,
             Json(json!({"error": self.code(), "error_description": self.to_string()})),
         )
             .into_response();
         no_store(&mut resp);
+        if let Some(s) = retry_after {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(s));
+        }
         if status == StatusCode::UNAUTHORIZED {
             resp.headers_mut().insert(
                 header::WWW_AUTHENTICATE,

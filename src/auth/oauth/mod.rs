@@ -1,13 +1,17 @@
 //! The built-in OAuth 2.1 authorization server, free of the web framework: who the clients
-//! are (`clients`, `cimd`), what an authorization request may ask (`authorize`), the grants
+//! are (`clients`, `cimd`, their redirect URIs in `redirect`, the registration rate in
+//! `source_rate`), what an authorization request may ask (`authorize`), the grants
 //! of `/token` and revocation (`grants`), and the sealed values that carry a sign-in
 //! across the login and consent pages (`seal`). Time is passed in from the `Clock`.
 
 pub mod authorize;
+pub mod bounded_cache;
 pub mod cimd;
 pub mod clients;
 pub mod grants;
+pub mod redirect;
 pub mod seal;
+pub mod source_rate;
 
 use std::sync::Arc;
 
@@ -57,6 +61,13 @@ pub enum OAuthError {
     /// RFC 7591 §3.2.2.
     #[error("{0}")]
     InvalidClientMetadata(String),
+    /// Too many requests from one source (429 with `Retry-After`); the body uses RFC 6749's
+    /// `temporarily_unavailable`.
+    #[error("{message}")]
+    RateLimited { retry_after_s: u64, message: String },
+    /// RFC 7591 §3.2.2 body: registration is closed because the client cap is reached (503).
+    #[error("{0}")]
+    RegistrationClosed(String),
     /// RFC 6749 §4.1.2.1: a backend is unreachable (503).
     #[error("temporarily unavailable")]
     Unavailable(#[from] StateError),
@@ -79,7 +90,9 @@ impl OAuthError {
             Self::AccessDenied => "access_denied",
             Self::InvalidRedirectUri(_) => "invalid_redirect_uri",
             Self::InvalidClientMetadata(_) => "invalid_client_metadata",
-            Self::Unavailable(_) => "temporarily_unavailable",
+            Self::RateLimited { .. } | Self::RegistrationClosed(_) | Self::Unavailable(_) => {
+                "temporarily_unavailable"
+            }
             Self::Server(_) => "server_error",
         }
     }
@@ -126,5 +139,9 @@ impl AuthServer {
 
     pub fn now_s(&self) -> u64 {
         self.clock.now_ms() / 1000
+    }
+
+    pub fn now_ms(&self) -> u64 {
+        self.clock.now_ms()
     }
 }
