@@ -75,7 +75,8 @@ impl AuthLimits {
             return Err(ConfigError::Zero(name));
         }
         for scheme in self.redirect_schemes() {
-            if let Some(why) = crate::auth::oauth::redirect::RedirectPolicy::refuse_app_scheme(scheme)
+            if let Some(why) =
+                crate::auth::oauth::redirect::RedirectPolicy::refuse_app_scheme(scheme)
             {
                 return Err(ConfigError::Invalid("OAUTH_ALLOWED_REDIRECT_SCHEMES", why));
             }

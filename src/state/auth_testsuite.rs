@@ -73,7 +73,10 @@ pub async fn auth_store_contract(store: Arc<dyn AuthStore>) {
     for t in racers {
         stored += usize::from(t.await.unwrap().unwrap());
     }
-    assert_eq!(stored, 3, "concurrent registrations cannot pass the cap together");
+    assert_eq!(
+        stored, 3,
+        "concurrent registrations cannot pass the cap together"
+    );
     assert_eq!(store.client_count().await.unwrap(), 3);
     for i in 0..8 {
         store.delete_client(&format!("r{i}")).await.unwrap();
@@ -197,7 +200,11 @@ pub async fn client_expiry_contract(store: &dyn AuthStore, clock: &ManualClock) 
     clock.advance_ms(ttl - 31_999);
     assert_eq!(store.use_client("used", ttl, touch).await.unwrap(), None);
     assert_eq!(
-        store.use_client("new", ttl, touch).await.unwrap().as_deref(),
+        store
+            .use_client("new", ttl, touch)
+            .await
+            .unwrap()
+            .as_deref(),
         Some("n")
     );
     store.delete_client("new").await.unwrap();
@@ -211,8 +218,7 @@ async fn memory_auth_store_expires_unused_clients() {
     client_expiry_contract(&store, &clock).await;
 }
 
-#[path = "../../tests/support/redis_server.rs"]
-mod redis_server;
+use super::testsuite::redis_server;
 
 #[tokio::test]
 async fn redis_auth_store_expires_unused_clients_and_slides_without_a_write_per_use() {
@@ -250,7 +256,11 @@ async fn redis_auth_store_expires_unused_clients_and_slides_without_a_write_per_
                 .is_some()
         );
     }
-    assert_eq!(writes(&server), before, "no write within the touch interval");
+    assert_eq!(
+        writes(&server),
+        before,
+        "no write within the touch interval"
+    );
     clock.advance_ms(60_000);
     b.auth.use_client("hot", 3_600_000, 60_000).await.unwrap();
     assert!(writes(&server) > before, "the next use slides the expiry");

@@ -153,7 +153,12 @@ pub async fn register_post(
         }
     };
     let source = super::source::peer_ip(&extensions);
-    match state.auth.clients.register(reg, source, state.auth.now_ms()).await {
+    match state
+        .auth
+        .clients
+        .register(reg, source, state.auth.now_ms())
+        .await
+    {
         Ok((client, answer)) => {
             tracing::info!(client = %client.client_id, name = client.name(), "client registered");
             let mut resp = (StatusCode::CREATED, Json(answer)).into_response();

@@ -210,8 +210,10 @@ impl MetadataFetcher {
         if !self.allow_private
             && let Some(bad) = addrs.iter().find(|a| !is_public(a.ip()))
         {
-            return Err(Refusal::from(format!("host resolves to a non-public address {}", bad.ip()),
-            ));
+            return Err(Refusal::from(format!(
+                "host resolves to a non-public address {}",
+                bad.ip()
+            )));
         }
         let http = reqwest::Client::builder()
             // A proxy would resolve the name again itself, undoing the check above.
@@ -274,8 +276,9 @@ fn validate(policy: &RedirectPolicy, url: &str, body: &[u8]) -> Result<Client, R
     match doc.token_endpoint_auth_method.as_deref() {
         None | Some("none") => {}
         Some(other) => {
-            return Err(Refusal::from(format!("token_endpoint_auth_method {other:?} is not supported (use none)"),
-            ));
+            return Err(Refusal::from(format!(
+                "token_endpoint_auth_method {other:?} is not supported (use none)"
+            )));
         }
     }
     let grants = doc
@@ -482,7 +485,10 @@ mod tests {
         let crowded = serde_json::to_vec(&serde_json::json!({"client_id": url,
             "client_name": "App", "redirect_uris": many}))
         .unwrap();
-        assert!(validate(&p, url, &crowded).is_err(), "as many redirects as /register allows");
+        assert!(
+            validate(&p, url, &crowded).is_err(),
+            "as many redirects as /register allows"
+        );
         assert_eq!(cache_seconds(Some("public, max-age=600")), 600);
         assert_eq!(cache_seconds(Some("no-store")), 0);
         assert_eq!(cache_seconds(Some("max-age=99999999")), MAX_CACHE_S);
@@ -517,7 +523,10 @@ mod tests {
         // Too long: refused before anything is cached.
         let long = format!("https://127.0.0.1/{}", "a".repeat(MAX_URL_BYTES));
         let err = f.fetch(&long).await.unwrap_err();
-        assert!(err.to_string().len() < 400, "the answer shows a shortened URL");
+        assert!(
+            err.to_string().len() < 400,
+            "the answer shows a shortened URL"
+        );
         assert_eq!(f.failures.lock().get(&long, clock.now_ms()), None);
         // Many refused URLs: the failure cache stays within its bounds.
         for i in 0..(FAILURE_ENTRIES + 100) {
@@ -525,7 +534,10 @@ mod tests {
             assert!(f.fetch(&url).await.is_err());
         }
         let (entries, bytes, _) = f.failures.lock().footprint();
-        assert!(entries <= FAILURE_ENTRIES && bytes <= FAILURE_BYTES, "{entries} {bytes}");
+        assert!(
+            entries <= FAILURE_ENTRIES && bytes <= FAILURE_BYTES,
+            "{entries} {bytes}"
+        );
         // One log line per interval: the rest are counted, then reported with the next line.
         let gate = *f.log_gate.lock();
         assert_eq!(gate.0, 1_000_000 + LOG_EVERY_MS);

@@ -377,7 +377,10 @@ mod tests {
         let here: Option<IpAddr> = Some("198.51.100.4".parse().unwrap());
         let there: Option<IpAddr> = Some("198.51.100.5".parse().unwrap());
         let now = || clock.now_ms();
-        let (a, _) = c.register(registration("cursor://a.b/cb"), here, now()).await.unwrap();
+        let (a, _) = c
+            .register(registration("cursor://a.b/cb"), here, now())
+            .await
+            .unwrap();
         c.register(registration("com.example.app:/cb"), here, now())
             .await
             .unwrap();
@@ -386,20 +389,32 @@ mod tests {
             .await
             .unwrap_err();
         assert!(
-            matches!(slow, OAuthError::RateLimited { retry_after_s: 30, .. }),
+            matches!(
+                slow,
+                OAuthError::RateLimited {
+                    retry_after_s: 30,
+                    ..
+                }
+            ),
             "{slow:?}"
         );
         let full = c
             .register(registration("https://a.example/cb"), there, now())
             .await
             .unwrap_err();
-        assert!(matches!(full, OAuthError::RegistrationClosed(_)), "{full:?}");
+        assert!(
+            matches!(full, OAuthError::RegistrationClosed(_)),
+            "{full:?}"
+        );
         assert!(full.to_string().contains("limit of 2 registered clients"));
         // Using a client pushes its expiry back; the unused one expires and frees its place.
         clock.advance_ms(20 * DAY_MS);
         assert!(c.find(&a.client_id).await.unwrap().is_some());
         clock.advance_ms(20 * DAY_MS);
-        assert!(c.find(&a.client_id).await.unwrap().is_some(), "used 20 days ago");
+        assert!(
+            c.find(&a.client_id).await.unwrap().is_some(),
+            "used 20 days ago"
+        );
         let (b, _) = c
             .register(registration("https://a.example/cb"), there, now())
             .await
@@ -425,7 +440,11 @@ mod tests {
             assert_eq!(err.code(), "invalid_redirect_uri", "{bad}");
         }
         let (client, _) = c
-            .register(registration("cursor://anysphere.cursor-mcp/oauth/callback"), None, 0)
+            .register(
+                registration("cursor://anysphere.cursor-mcp/oauth/callback"),
+                None,
+                0,
+            )
             .await
             .unwrap();
         assert!(!client.trusted);

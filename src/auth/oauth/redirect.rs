@@ -52,8 +52,7 @@ impl RedirectPolicy {
     pub fn refuse_app_scheme(scheme: &str) -> Option<String> {
         let s = scheme.to_ascii_lowercase();
         let valid = s.starts_with(|c: char| c.is_ascii_alphabetic())
-            && s
-                .chars()
+            && s.chars()
                 .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c));
         if !valid {
             return Some(format!("{scheme:?} is not a URI scheme"));
