@@ -337,7 +337,7 @@ pub async fn serve(
             tracing::debug!(error = %e, "could not set TCP_NODELAY");
         }
     });
-    // The peer address is what the sign-in and token throttles count per source.
+    // The peer address is what per-source throttles (sign-in, token, registration) count.
     let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)

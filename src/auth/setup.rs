@@ -7,6 +7,8 @@ use super::AuthProvider;
 use super::cognito::{Cognito, CognitoSettings};
 use super::keys::SigningKeys;
 use super::oauth::cimd::MetadataFetcher;
+use super::oauth::clients::ClientLimits;
+use super::oauth::redirect::RedirectPolicy;
 use super::oauth::{AuthServer, AuthSettings, Clients};
 use super::throttle::Throttles;
 use super::upstream::{Upstream, UpstreamSettings};
@@ -83,14 +85,23 @@ pub fn build(
         }
         _ => None,
     };
+    let limits = &config.auth_limits;
+    let schemes: Vec<String> = limits.redirect_schemes().cloned().collect();
+    let policy = RedirectPolicy::new(&schemes);
     let statics = match &config.oauth_clients_file {
-        Some(p) => Clients::load_static(p)?,
+        Some(p) => Clients::load_static(p, &policy)?,
         None => Vec::new(),
     };
     let clients = Clients::new(
         statics,
         store.clone(),
-        MetadataFetcher::new(config.cimd_allow_private, clock.clone()),
+        MetadataFetcher::new(config.cimd_allow_private, policy.clone(), clock.clone()),
+        policy,
+        ClientLimits {
+            max_clients: limits.oauth_max_clients,
+            idle_ttl_ms: limits.oauth_client_idle_days.saturating_mul(86_400_000),
+            registrations_per_minute: limits.oauth_registrations_per_minute,
+        },
     );
     let auth_settings_set = config.admin_static_token.is_some()
         || config.oauth_test_user.is_some()

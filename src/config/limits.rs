@@ -68,39 +68,88 @@ pub struct AuthLimits {
     /// entries go first, then those with the fewest failures (the emptiest buckets stay).
     #[arg(long, env = "AUTH_THROTTLE_ENTRIES", default_value_t = 50_000)]
     pub auth_throttle_entries: usize,
+
+    /// Most OAuth clients registered through /register (RFC 7591) alive at once, across the
+    /// deployment; past it registration answers 503 until unused clients expire.
+    #[arg(long, env = "OAUTH_MAX_CLIENTS", default_value_t = 10_000)]
+    pub oauth_max_clients: usize,
+
+    /// A client registered through /register expires after this many days without a use at
+    /// /authorize or /token. At least REFRESH_TOKEN_EXP_DAYS, so no live refresh token
+    /// outlives its client.
+    #[arg(long, env = "OAUTH_CLIENT_IDLE_DAYS", default_value_t = 90)]
+    pub oauth_client_idle_days: u64,
+
+    /// Client registrations per source address per minute (per node; bursts up to the same
+    /// number). Past it: 429 with Retry-After. The source is the TCP peer: behind a proxy or
+    /// load balancer every caller shares the proxy's address.
+    #[arg(long, env = "OAUTH_REGISTRATIONS_PER_MINUTE", default_value_t = 10)]
+    pub oauth_registrations_per_minute: u32,
+
+    /// Private-use redirect URI schemes without a dot that clients may register, comma
+    /// separated (reverse-domain schemes like com.example.app are always allowed, as are https
+    /// and http on loopback). The default lists those of Cursor and the VS Code family. Empty:
+    /// none.
+    #[arg(
+        long,
+        env = "OAUTH_ALLOWED_REDIRECT_SCHEMES",
+        value_delimiter = ',',
+        default_value = crate::auth::oauth::redirect::KNOWN_APP_SCHEMES
+    )]
+    pub oauth_allowed_redirect_schemes: Vec<String>,
 }
 
 impl AuthLimits {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let positive = [
-            ("signin_free_failures", u64::from(self.signin_free_failures)),
-            ("signin_backoff_max_secs", self.signin_backoff_max_secs),
+            ("SIGNIN_FREE_FAILURES", u64::from(self.signin_free_failures)),
+            ("SIGNIN_BACKOFF_MAX_SECS", self.signin_backoff_max_secs),
             (
-                "signin_hash_concurrency",
+                "SIGNIN_HASH_CONCURRENCY",
                 self.signin_hash_concurrency as u64,
             ),
             (
-                "token_rate_per_source",
+                "TOKEN_RATE_PER_SOURCE",
                 u64::from(self.token_rate_per_source),
             ),
             (
-                "token_rate_per_client",
+                "TOKEN_RATE_PER_CLIENT",
                 u64::from(self.token_rate_per_client),
             ),
-            ("auth_throttle_entries", self.auth_throttle_entries as u64),
+            ("AUTH_THROTTLE_ENTRIES", self.auth_throttle_entries as u64),
+            ("OAUTH_MAX_CLIENTS", self.oauth_max_clients as u64),
+            ("OAUTH_CLIENT_IDLE_DAYS", self.oauth_client_idle_days),
+            (
+                "OAUTH_REGISTRATIONS_PER_MINUTE",
+                u64::from(self.oauth_registrations_per_minute),
+            ),
         ];
         if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(ConfigError::Zero(name));
         }
         if self.signin_backoff_max_secs > 86_400 {
             return Err(ConfigError::Invalid(
-                "signin_backoff_max_secs",
+                "SIGNIN_BACKOFF_MAX_SECS",
                 format!(
                     "must be at most 86400 (a day), got {}",
                     self.signin_backoff_max_secs
                 ),
             ));
         }
+        for scheme in self.redirect_schemes() {
+            if let Some(why) =
+                crate::auth::oauth::redirect::RedirectPolicy::refuse_app_scheme(scheme)
+            {
+                return Err(ConfigError::Invalid("OAUTH_ALLOWED_REDIRECT_SCHEMES", why));
+            }
+        }
         Ok(())
+    }
+
+    /// The allowed app schemes, without the empty entries an empty setting gives.
+    pub fn redirect_schemes(&self) -> impl Iterator<Item = &String> {
+        self.oauth_allowed_redirect_schemes
+            .iter()
+            .filter(|s| !s.trim().is_empty())
     }
 }

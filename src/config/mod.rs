@@ -468,6 +468,15 @@ impl Config {
                 "access_token_exp / refresh_token_exp_days",
             ));
         }
+        if self.auth_limits.oauth_client_idle_days < self.refresh_token_exp_days {
+            return Err(ConfigError::Invalid(
+                "OAUTH_CLIENT_IDLE_DAYS",
+                format!(
+                    "must be at least REFRESH_TOKEN_EXP_DAYS ({}): a client must not expire while its refresh tokens live",
+                    self.refresh_token_exp_days
+                ),
+            ));
+        }
         if let Some(u) = &self.public_url {
             let ok = url::Url::parse(u).is_ok_and(|p| {
                 matches!(p.scheme(), "http" | "https") && p.path() == "/" && p.query().is_none()

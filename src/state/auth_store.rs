@@ -1,5 +1,6 @@
 //! `AuthStore`: the OAuth state every node must see — single-use authorization codes,
-//! registered clients, refresh-token families with rotation, and revoked token ids. The domain
+//! registered clients (counted, expiring when unused), refresh-token families with rotation,
+//! and revoked token ids. The domain
 //! (`auth::oauth`) decides what the values mean; the store only keeps them, atomically where
 //! the security rules need it (a code is taken once, a refresh generation rotates once).
 
@@ -12,8 +13,6 @@ use super::StateResult;
 pub enum AuthRecord {
     /// An authorization code (by the hash of the code). Single use, 10 minutes.
     Code,
-    /// A client registered through `/register` (by client id). Kept until deleted.
-    Client,
 }
 
 /// What a refresh attempt found (see `AuthStore::rotate_refresh`).
@@ -39,6 +38,22 @@ pub trait AuthStore: Send + Sync + 'static {
     /// Reads and deletes in one step (Redis GETDEL): of two concurrent takers one gets the value.
     async fn take(&self, kind: AuthRecord, key: &str) -> StateResult<Option<String>>;
     async fn delete(&self, kind: AuthRecord, key: &str) -> StateResult<()>;
+
+    /// Stores a registered client that expires unless used within `ttl_ms` (ttl > 0), unless
+    /// `max` live clients exist already: `Ok(false)` then, and nothing is stored. The count and
+    /// the insert are one atomic step, so concurrent registrations on many nodes cannot pass
+    /// the cap together.
+    async fn put_client(&self, id: &str, value: &str, ttl_ms: u64, max: usize)
+    -> StateResult<bool>;
+    /// A live client (`Ok(None)`: never registered, deleted or expired), read for a use of it:
+    /// its expiry moves to `ttl_ms` from now when the last move is more than `touch_ms` old, so
+    /// frequent uses cost no write.
+    async fn use_client(&self, id: &str, ttl_ms: u64, touch_ms: u64)
+    -> StateResult<Option<String>>;
+    /// Removes a client (idempotent); its place under the cap is free at once.
+    async fn delete_client(&self, id: &str) -> StateResult<()>;
+    /// How many registered clients are alive.
+    async fn client_count(&self) -> StateResult<usize>;
 
     /// Starts a refresh-token family at generation 0 with its grant (opaque JSON).
     async fn create_family(&self, family: &str, grant: &str, ttl_ms: u64) -> StateResult<()>;

@@ -1,9 +1,10 @@
-//! The contract of `AuthStore`, run against memory and against a real `redis-server`.
+//! The contract of `AuthStore`, run against memory and against a real `redis-server` (the
+//! general contract from `testsuite.rs`, client expiry here, with a `ManualClock` on both).
 
 use std::sync::Arc;
 
 use super::auth_store::{AuthRecord, AuthStore, Rotation};
-use crate::clock::SystemClock;
+use crate::clock::{ManualClock, SystemClock};
 use crate::state::memory::MemoryAuthStore;
 
 pub async fn auth_store_contract(store: Arc<dyn AuthStore>) {
@@ -29,22 +30,57 @@ pub async fn auth_store_contract(store: Arc<dyn AuthStore>) {
     assert_eq!(won, 1, "exactly one taker gets a code");
     assert_eq!(store.take(AuthRecord::Code, "c1").await.unwrap(), None);
     assert_eq!(
-        store.get(AuthRecord::Client, "c1").await.unwrap(),
+        store.use_client("c1", 60_000, 1_000).await.unwrap(),
         None,
-        "kinds are apart"
+        "codes are not clients"
     );
 
-    // Clients stay until deleted.
-    store.put(AuthRecord::Client, "app", "{}", 0).await.unwrap();
-    assert!(
+    // Clients are counted under a cap, and a deleted one frees its place at once.
+    assert!(store.put_client("app", "{}", 60_000, 2).await.unwrap());
+    assert_eq!(
         store
-            .get(AuthRecord::Client, "app")
+            .use_client("app", 60_000, 1_000)
             .await
             .unwrap()
-            .is_some()
+            .as_deref(),
+        Some("{}")
     );
-    store.delete(AuthRecord::Client, "app").await.unwrap();
-    assert_eq!(store.get(AuthRecord::Client, "app").await.unwrap(), None);
+    assert!(store.put_client("app2", "{}", 60_000, 2).await.unwrap());
+    assert!(
+        !store.put_client("app3", "{}", 60_000, 2).await.unwrap(),
+        "the cap holds"
+    );
+    assert_eq!(
+        store.use_client("app3", 60_000, 1_000).await.unwrap(),
+        None,
+        "a refused client is not stored"
+    );
+    assert_eq!(store.client_count().await.unwrap(), 2);
+    store.delete_client("app").await.unwrap();
+    assert_eq!(store.use_client("app", 60_000, 1_000).await.unwrap(), None);
+    assert!(store.put_client("app3", "{}", 60_000, 2).await.unwrap());
+    store.delete_client("app2").await.unwrap();
+    store.delete_client("app3").await.unwrap();
+    assert_eq!(store.client_count().await.unwrap(), 0);
+    // Concurrent registrations against a cap of 3: exactly 3 are stored.
+    let racers: Vec<_> = (0..8)
+        .map(|i| {
+            let s = store.clone();
+            tokio::spawn(async move { s.put_client(&format!("r{i}"), "{}", 60_000, 3).await })
+        })
+        .collect();
+    let mut stored = 0;
+    for t in racers {
+        stored += usize::from(t.await.unwrap().unwrap());
+    }
+    assert_eq!(
+        stored, 3,
+        "concurrent registrations cannot pass the cap together"
+    );
+    assert_eq!(store.client_count().await.unwrap(), 3);
+    for i in 0..8 {
+        store.delete_client(&format!("r{i}")).await.unwrap();
+    }
 
     // A family rotates once per generation; a concurrent refresh within the grace window gets
     // the same new generation; an older generation revokes the family.
@@ -134,6 +170,106 @@ pub async fn auth_store_contract(store: Arc<dyn AuthStore>) {
         .await
         .unwrap();
     assert_eq!(gone, Rotation::Unknown);
+}
+
+/// Clients expire when unused for their ttl; a use slides the expiry, at most once per touch
+/// interval; an expired client frees its place under the cap. `clock` drives `store`.
+pub async fn client_expiry_contract(store: &dyn AuthStore, clock: &ManualClock) {
+    let (ttl, touch) = (3_600_000, 60_000);
+    assert!(store.put_client("idle", "i", ttl, 2).await.unwrap());
+    assert!(store.put_client("used", "u", ttl, 2).await.unwrap());
+    clock.advance_ms(ttl - 1_000);
+    let used = store.use_client("used", ttl, touch).await.unwrap();
+    assert_eq!(used.as_deref(), Some("u"), "alive until its ttl has passed");
+    clock.advance_ms(2_000);
+    assert_eq!(
+        store.use_client("idle", ttl, touch).await.unwrap(),
+        None,
+        "an unused client expires"
+    );
+    assert_eq!(store.client_count().await.unwrap(), 1);
+    assert!(
+        store.put_client("new", "n", ttl, 2).await.unwrap(),
+        "an expired client frees its place under the cap"
+    );
+    // A use within the touch interval of the last slide does not slide it again...
+    clock.advance_ms(30_000);
+    let again = store.use_client("used", ttl, touch).await.unwrap();
+    assert_eq!(again.as_deref(), Some("u"));
+    // ...so the client expires one ttl after the slide, not after this use.
+    clock.advance_ms(ttl - 31_999);
+    assert_eq!(store.use_client("used", ttl, touch).await.unwrap(), None);
+    assert_eq!(
+        store
+            .use_client("new", ttl, touch)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("n")
+    );
+    store.delete_client("new").await.unwrap();
+    assert_eq!(store.client_count().await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn memory_auth_store_expires_unused_clients() {
+    let clock = Arc::new(ManualClock::new(1_000_000));
+    let store = MemoryAuthStore::new(clock.clone());
+    client_expiry_contract(&store, &clock).await;
+}
+
+use super::testsuite::redis_server;
+
+#[tokio::test]
+async fn redis_auth_store_expires_unused_clients_and_slides_without_a_write_per_use() {
+    use crate::state::redis::{RedisSettings, connect};
+    use std::time::Duration;
+    let server = redis_server::RedisServer::start();
+    let clock = Arc::new(ManualClock::new(1_000_000));
+    let settings = RedisSettings {
+        urls: vec![server.url()],
+        cluster: false,
+        prefix: "t".into(),
+        timeout: Duration::from_secs(2),
+        session_ttl: Duration::from_secs(60),
+        limits: Default::default(),
+    };
+    let b = connect(&settings, clock.clone()).await.unwrap();
+    client_expiry_contract(&*b.auth, &clock).await;
+    // Repeated uses within the touch interval write nothing.
+    let writes = |s: &redis_server::RedisServer| {
+        s.command_calls()
+            .into_iter()
+            .filter(|(c, _)| c == "pexpire" || c == "zadd")
+            .map(|(_, n)| n)
+            .sum::<u64>()
+    };
+    assert!(b.auth.put_client("hot", "h", 3_600_000, 10).await.unwrap());
+    let before = writes(&server);
+    for _ in 0..5 {
+        clock.advance_ms(5_000);
+        assert!(
+            b.auth
+                .use_client("hot", 3_600_000, 60_000)
+                .await
+                .unwrap()
+                .is_some()
+        );
+    }
+    assert_eq!(
+        writes(&server),
+        before,
+        "no write within the touch interval"
+    );
+    clock.advance_ms(60_000);
+    b.auth.use_client("hot", 3_600_000, 60_000).await.unwrap();
+    assert!(writes(&server) > before, "the next use slides the expiry");
+    // Every client key has a TTL in Redis (none is kept forever).
+    let ttl = server
+        .command(&["PTTL", "t:cl:{t-clients}:hot"])
+        .unwrap_or_default();
+    let ms: i64 = ttl.trim().trim_start_matches(':').parse().unwrap();
+    assert!(ms > 0 && ms <= 3_600_000, "PTTL {ms}");
 }
 
 #[tokio::test]

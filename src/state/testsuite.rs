@@ -282,7 +282,7 @@ pub async fn caps_contract(log: &dyn EventLog, events: usize, approximate: bool)
 }
 
 #[path = "../../tests/support/redis_server.rs"]
-mod redis_server;
+pub(super) mod redis_server;
 
 /// The same contract against a real `redis-server` on a free port.
 mod on_redis {

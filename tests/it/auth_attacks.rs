@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 use mcp_daemon::auth::users::UserDb;
 
 use crate::auth::{
-    AuthServer, OAuth, REDIRECT, V, access, client_from, consent_form, param, ping_status, pkce,
+    ADMIN_PASSWORD, AuthServer, OAuth, REDIRECT, V, access, client_from, consent_form,
+    hidden_field, param, ping_status, pkce,
     query_of,
 };
 
@@ -68,10 +69,31 @@ async fn a_reused_code_is_refused() {
     );
 }
 
+/// A server that also knows the operator's client `web-app` (OAUTH_CLIENTS_FILE), whose
+/// redirect URI is `REDIRECT`.
+async fn with_trusted_client(tweak: impl FnOnce(&mut mcp_daemon::config::Config)) -> AuthServer {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("clients.json");
+    std::fs::write(
+        &file,
+        json!({"clients": [{"client_id": "web-app", "client_secret": "web-app-secret-0123456789",
+            "redirect_uris": [REDIRECT]}]})
+        .to_string(),
+    )
+    .unwrap();
+    let s = AuthServer::start_with("admin", |c| {
+        c.oauth_clients_file = Some(file.clone());
+        tweak(c);
+    })
+    .await;
+    drop(dir); // read at start-up
+    s
+}
+
 #[tokio::test]
-async fn plain_or_missing_pkce_is_refused_with_state_and_iss() {
-    let s = AuthServer::start("admin").await;
-    let client = s.oauth.register(REDIRECT).await;
+async fn plain_or_missing_pkce_is_refused_and_redirected_only_to_a_trusted_client() {
+    let s = with_trusted_client(|_| {}).await;
+    let registered = s.oauth.register(REDIRECT).await;
     let p = pkce();
     for extra in [
         vec![
@@ -81,13 +103,219 @@ async fn plain_or_missing_pkce_is_refused_with_state_and_iss() {
         vec![("code_challenge_method", "")],
         vec![("code_challenge", "")],
     ] {
-        let r = s.oauth.authorize(&client, &p, &extra).await;
+        // The operator's client: RFC 6749 §4.1.2.1, back to its redirect URI.
+        let r = s.oauth.authorize("web-app", &p, &extra).await;
         assert_eq!(r.status(), 303, "{extra:?}");
         let pairs = query_of(r.headers()["location"].to_str().unwrap());
         assert_eq!(param(&pairs, "error"), Some("invalid_request"), "{extra:?}");
         assert_eq!(param(&pairs, "state"), Some("st-123"));
         assert_eq!(param(&pairs, "iss"), Some(s.base.as_str()));
         assert_eq!(param(&pairs, "code"), None);
+        // A client anyone could have registered: a page, never a redirect (RFC 9700 §4.11).
+        let r = s.oauth.authorize(&registered, &p, &extra).await;
+        assert_eq!(r.status(), 400, "{extra:?}");
+        assert!(r.headers().get("location").is_none(), "{extra:?}");
+        assert!(r.text().await.unwrap().contains("code_challenge"));
+    }
+}
+
+#[tokio::test]
+async fn a_registered_clients_errors_are_shown_not_redirected_until_a_person_saw_the_consent_page()
+{
+    let s = AuthServer::start_with("admin", |c| c.oauth_test_user = None).await;
+    let evil = "https://evil.example/landing";
+    let r = s
+        .oauth
+        .http
+        .post(s.url("/register"))
+        .json(&json!({"redirect_uris": [evil], "token_endpoint_auth_method": "none"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let client = r.json::<Value>().await.unwrap()["client_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let p = pkce();
+    for extra in [
+        vec![("redirect_uri", evil), ("response_type", "token")],
+        vec![("redirect_uri", evil), ("code_challenge_method", "plain")],
+        vec![
+            ("redirect_uri", evil),
+            ("resource", "https://api.other.example/mcp"),
+        ],
+    ] {
+        let r = s.oauth.authorize(&client, &p, &extra).await;
+        assert_eq!(r.status(), 400, "{extra:?}");
+        assert!(
+            r.headers().get("location").is_none(),
+            "no open redirect: {extra:?}"
+        );
+    }
+    // A person who saw the consent page (which names the redirect URI) and said no is sent back.
+    let page = s
+        .oauth
+        .authorize(&client, &p, &[("redirect_uri", evil)])
+        .await;
+    assert_eq!(page.status(), 200);
+    let cookie = page.headers()["set-cookie"].to_str().unwrap();
+    let cookie = cookie.split(';').next().unwrap().to_string();
+    let html = page.text().await.unwrap();
+    let (request, csrf) = (hidden_field(&html, "request"), hidden_field(&html, "csrf"));
+    let consent = s
+        .oauth
+        .http
+        .post(s.url("/authorize/login"))
+        .header("cookie", &cookie)
+        .form(&[
+            ("request", request.as_str()),
+            ("csrf", csrf.as_str()),
+            ("username", "admin"),
+            ("password", ADMIN_PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(consent.status(), 200);
+    let html = consent.text().await.unwrap();
+    assert!(
+        html.contains("evil.example"),
+        "the consent page names the target"
+    );
+    let grant = hidden_field(&html, "grant");
+    let deny = s
+        .oauth
+        .http
+        .post(s.url("/authorize/consent"))
+        .header("cookie", &cookie)
+        .form(&[
+            ("grant", grant.as_str()),
+            ("csrf", csrf.as_str()),
+            ("decision", "deny"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deny.status(), 303);
+    let location = deny.headers()["location"].to_str().unwrap();
+    assert!(location.starts_with(evil), "{location}");
+    assert_eq!(param(&query_of(location), "error"), Some("access_denied"));
+}
+
+#[tokio::test]
+async fn registration_is_rate_limited_per_source() {
+    let s = AuthServer::start_with("admin", |c| {
+        c.auth_limits.oauth_registrations_per_minute = 3;
+    })
+    .await;
+    for _ in 0..3 {
+        s.oauth.register(REDIRECT).await;
+    }
+    let r = s
+        .oauth
+        .http
+        .post(s.url("/register"))
+        .json(&json!({"redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    let retry: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=20).contains(&retry), "Retry-After {retry}");
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"], "temporarily_unavailable");
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("too many client registrations"),
+        "{body}"
+    );
+    assert_eq!(s.engine.backends.auth.client_count().await.unwrap(), 3);
+    s.clock.advance_ms(retry * 1000);
+    s.oauth.register(REDIRECT).await;
+}
+
+#[tokio::test]
+async fn registration_stops_at_the_client_cap_and_unused_clients_expire() {
+    let s = AuthServer::start_with("admin", |c| {
+        c.auth_limits.oauth_max_clients = 2;
+        c.auth_limits.oauth_client_idle_days = 30;
+    })
+    .await;
+    let used = s.oauth.register(REDIRECT).await;
+    s.oauth.register(REDIRECT).await;
+    let r = s
+        .oauth
+        .http
+        .post(s.url("/register"))
+        .json(&json!({"redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"], "temporarily_unavailable");
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("limit of 2 registered clients"),
+        "{body}"
+    );
+    // A use at /authorize keeps a client alive; the unused one expires and frees its place.
+    const DAY_MS: u64 = 86_400_000;
+    s.clock.advance_ms(20 * DAY_MS);
+    s.oauth.code(&used, &pkce(), &[]).await;
+    s.clock.advance_ms(11 * DAY_MS);
+    s.oauth.code(&used, &pkce(), &[]).await;
+    assert_eq!(s.engine.backends.auth.client_count().await.unwrap(), 1);
+    s.oauth.register(REDIRECT).await;
+    s.clock.advance_ms(31 * DAY_MS);
+    let gone = s.oauth.authorize(&used, &pkce(), &[]).await;
+    assert_eq!(gone.status(), 400, "an unused client expires");
+    assert!(gone.text().await.unwrap().contains("unknown client"));
+}
+
+#[tokio::test]
+async fn dangerous_redirect_schemes_are_refused_and_real_app_schemes_are_registered() {
+    let s = AuthServer::start("admin").await;
+    let register = |uri: &'static str| {
+        let http = s.oauth.http.clone();
+        let url = s.url("/register");
+        async move {
+            http.post(url)
+                .json(&json!({"redirect_uris": [uri], "token_endpoint_auth_method": "none"}))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    for bad in [
+        "ms-msdt:/id PCWDiagnostic /skip force",
+        "search-ms:query=x&crumb=location:\\\\203.0.113.9\\share",
+        "myapp://callback",
+        "file:///etc/passwd",
+    ] {
+        let r = register(bad).await;
+        assert_eq!(
+            error_of(r).await,
+            (400, "invalid_redirect_uri".into()),
+            "{bad}"
+        );
+    }
+    for good in [
+        "cursor://anysphere.cursor-mcp/oauth/callback",
+        "vscode://saoudrizwan.claude-dev",
+        "com.example.app:/oauth2redirect",
+        "https://claude.ai/api/mcp/auth_callback",
+    ] {
+        assert_eq!(register(good).await.status(), 201, "{good}");
     }
 }
 
@@ -186,8 +414,19 @@ async fn a_token_for_another_resource_or_server_is_refused() {
             &[("resource", "https://api.other.example/mcp")],
         )
         .await;
-    let pairs = query_of(foreign.headers()["location"].to_str().unwrap());
-    assert_eq!(param(&pairs, "error"), Some("invalid_target"));
+    assert_eq!(
+        foreign.status(),
+        400,
+        "a registered client's error is shown, not redirected"
+    );
+    assert!(foreign.headers().get("location").is_none());
+    assert!(
+        foreign
+            .text()
+            .await
+            .unwrap()
+            .contains("is not served by this server")
+    );
     // A token signed by another server (another key) is refused.
     let other = AuthServer::start("admin").await;
     let (_, ot) = other.oauth.sign_in(&[]).await;
@@ -378,6 +617,10 @@ async fn a_metadata_document_url_at_a_private_address_is_not_fetched() {
         "https://169.254.169.254/latest/meta-data/client.json",
         "https://10.0.0.8/client.json",
         "https://[::1]/client.json",
+        "https://[::7f00:1]/client.json",
+        "https://[2002:7f00:1::1]/client.json",
+        "https://[64:ff9b:1::a9fe:a9fe]/client.json",
+        "https://[64:ff9b::a9fe:a9fe]/client.json",
         "http://93.184.216.34/client.json",
     ] {
         let r = s.oauth.authorize(client, &p, &[]).await;
@@ -397,18 +640,16 @@ async fn a_metadata_document_url_at_a_private_address_is_not_fetched() {
 
 #[tokio::test]
 async fn an_oversized_or_malformed_registration_is_refused_and_stores_nothing() {
-    // The client store is Redis here, so what a registration stores can be counted: every
-    // client record is a key `<prefix>:oa:client:<client id>`.
+    // The state is Redis here, so what a registration stores can be seen: a refused one
+    // writes no key at all.
     let redis = crate::nodes::RedisServer::start();
-    let mut prefix = String::new();
     let s = AuthServer::start_with("admin", |c| {
         c.redis_url = Some(redis.url());
         c.request_state_key = Some(crate::nodes::STATE_KEY.into());
-        prefix = c.redis_prefix.clone();
     })
     .await;
-    let clients = || redis.keys(&format!("{prefix}:oa:client:*"));
-    assert_eq!(clients(), Vec::<String>::new());
+    let keys = || redis.keys("*");
+    assert_eq!(keys(), Vec::<String>::new());
     let huge = json!({"redirect_uris": [REDIRECT], "client_name": "x".repeat(20_000)});
     let r = s
         .oauth
@@ -452,13 +693,15 @@ async fn an_oversized_or_malformed_registration_is_refused_and_stores_nothing() 
         .unwrap();
     assert_eq!(error_of(r).await, (400, "invalid_client_metadata".into()));
     assert_eq!(
-        clients(),
+        keys(),
         Vec::<String>::new(),
-        "a refused registration stored a client"
+        "a refused registration stored something"
     );
-    // The count sees client records: an accepted registration is exactly one more.
+    assert_eq!(s.engine.backends.auth.client_count().await.unwrap(), 0);
+    // The checks see client records: an accepted registration is exactly one client.
     let id = s.oauth.register(REDIRECT).await;
-    assert_eq!(clients(), [format!("{prefix}:oa:client:{id}")]);
+    assert_eq!(s.engine.backends.auth.client_count().await.unwrap(), 1);
+    assert!(keys().iter().any(|k| k.ends_with(&id)), "{:?}", keys());
 }
 
 #[tokio::test]

@@ -1,7 +1,7 @@
 //! The one place OAuth errors become HTTP: RFC 6749 §5.2 JSON bodies (`error`,
 //! `error_description`), `Cache-Control: no-store`, 401 for client authentication failures,
-//! 503 when a backend is down, 429 with `Retry-After` when throttled, 500 with nothing inside
-//! for bugs.
+//! 429 with `Retry-After` when throttled, 503 when a backend is down or registration is full,
+//! 500 with nothing inside for bugs.
 
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -14,7 +14,8 @@ impl IntoResponse for OAuthError {
     fn into_response(self) -> Response {
         let status = match &self {
             OAuthError::InvalidClient(_) => StatusCode::UNAUTHORIZED,
-            OAuthError::Throttled(_) => StatusCode::TOO_MANY_REQUESTS,
+            OAuthError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            OAuthError::RegistrationClosed(_) => StatusCode::SERVICE_UNAVAILABLE,
             OAuthError::Unavailable(e) => {
                 tracing::error!(error = %e, "OAuth request failed: state backend");
                 StatusCode::SERVICE_UNAVAILABLE
@@ -25,14 +26,18 @@ impl IntoResponse for OAuthError {
             }
             _ => StatusCode::BAD_REQUEST,
         };
+        let retry_after = match &self {
+            OAuthError::RateLimited { retry_after_s, .. } => Some(*retry_after_s),
+            _ => None,
+        };
         let mut resp = (
             status,
             Json(json!({"error": self.code(), "error_description": self.to_string()})),
         )
             .into_response();
         no_store(&mut resp);
-        if let OAuthError::Throttled(secs) = &self {
-            retry_after(&mut resp, *secs);
+        if let Some(s) = retry_after {
+            self::retry_after(&mut resp, s);
         }
         if status == StatusCode::UNAUTHORIZED {
             resp.headers_mut().insert(

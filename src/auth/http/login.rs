@@ -50,7 +50,7 @@ pub async fn auth_login_post(
             "invalid_grant",
             "wrong user name or password",
         ),
-        Err(SignIn::Throttled(wait)) => OAuthError::Throttled(wait).into_response(),
+        Err(SignIn::Throttled(wait)) => OAuthError::throttled(wait).into_response(),
         Err(SignIn::Busy) => {
             let mut r = refuse(
                 StatusCode::SERVICE_UNAVAILABLE,

@@ -8,6 +8,7 @@ pub mod guard;
 pub mod login;
 pub mod metadata;
 pub mod pages;
+pub mod source;
 pub mod token;
 pub mod upstream;
 

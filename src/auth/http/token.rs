@@ -4,7 +4,7 @@
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{Extensions, HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -90,7 +90,7 @@ async fn authenticated_client(
         .throttle
         .token_clients
         .take(&Who::name(&client.client_id), now)
-        .map_err(OAuthError::Throttled)?;
+        .map_err(OAuthError::throttled)?;
     client.authenticate(secret.as_deref())?;
     Ok(client)
 }
@@ -102,7 +102,7 @@ fn source_allowed(state: &HttpState, source: Option<IpAddr>) -> OAuthResult<()> 
         .throttle
         .token_sources
         .take(&Who::source(source), state.auth.clock.now_ms())
-        .map_err(OAuthError::Throttled)
+        .map_err(OAuthError::throttled)
 }
 
 pub async fn token_post(
@@ -156,7 +156,11 @@ async fn token(
     }
 }
 
-pub async fn register_post(State(state): State<HttpState>, body: Bytes) -> Response {
+pub async fn register_post(
+    State(state): State<HttpState>,
+    extensions: Extensions,
+    body: Bytes,
+) -> Response {
     if !state.auth.enabled() {
         return StatusCode::NOT_FOUND.into_response();
     }
@@ -175,14 +179,25 @@ pub async fn register_post(State(state): State<HttpState>, body: Bytes) -> Respo
                 .into_response();
         }
     };
-    match state.auth.clients.register(reg, state.auth.now_s()).await {
+    let source = super::source::peer_ip(&extensions);
+    match state
+        .auth
+        .clients
+        .register(reg, source, state.auth.now_ms())
+        .await
+    {
         Ok((client, answer)) => {
             tracing::info!(client = %client.client_id, name = client.name(), "client registered");
             let mut resp = (StatusCode::CREATED, Json(answer)).into_response();
             no_store(&mut resp);
             resp
         }
-        Err(e) => e.into_response(),
+        Err(e) => {
+            if matches!(e, OAuthError::RateLimited { .. }) {
+                tracing::info!(source = ?source, "client registration throttled");
+            }
+            e.into_response()
+        }
     }
 }
 

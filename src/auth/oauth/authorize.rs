@@ -1,7 +1,11 @@
 //! What an authorization request (`/authorize`) may ask, checked in the order RFC 6749
 //! §4.1.2.1 needs: errors about the client or its redirect URI are shown to the person (never
-//! redirected: the URI is not trusted yet); every later error goes back to the client with
-//! `state` and `iss`.
+//! redirected: the URI is not trusted yet). Later errors go back to the client with `state`
+//! and `iss` only when its redirect URIs are trusted (a client the operator configured):
+//! anyone can register a client, and redirecting its errors at once, with nobody having seen
+//! a page, would make this server an open redirector (RFC 9700 §4.11.2). Everyone else's
+//! errors are shown on a page too; `access_denied` after the consent page, where the person
+//! saw the redirect URI, is still redirected (`auth::http::authorize`).
 
 use serde::{Deserialize, Serialize};
 use url::Url;
@@ -112,11 +116,23 @@ pub async fn validate(
     if !client.redirect_matches(redirect_uri) {
         return Err(page("redirect_uri is not registered for this client"));
     }
+    // Clients stored before the scheme allowlist may hold URIs it refuses now.
+    server
+        .clients
+        .policy()
+        .check(redirect_uri)
+        .map_err(AuthorizeError::Page)?;
     let state = param(params, "state").map(str::to_string);
-    let back = |error| AuthorizeError::Redirect {
-        error,
-        redirect_uri: redirect_uri.to_string(),
-        state: state.clone(),
+    let back = |error| {
+        if client.trusted {
+            AuthorizeError::Redirect {
+                error,
+                redirect_uri: redirect_uri.to_string(),
+                state: state.clone(),
+            }
+        } else {
+            AuthorizeError::Page(error)
+        }
     };
     if param(params, "response_type") != Some("code") {
         return Err(back(OAuthError::UnsupportedResponseType));

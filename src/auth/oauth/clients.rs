@@ -1,25 +1,41 @@
 //! OAuth clients: machine clients from `OAUTH_CLIENTS_FILE`, clients registered through
 //! `/register` (RFC 7591, kept in the `AuthStore` so every node and every restart knows them)
-//! and Client ID Metadata Documents (an HTTPS `client_id`, fetched by `cimd`). Redirect URIs
-//! match exactly, except loopback ones, which match on any port (RFC 8252 §7.3).
+//! and Client ID Metadata Documents (an HTTPS `client_id`, fetched by `cimd`). Registration is
+//! bounded: a rate per source, a total number of clients, and a client unused for
+//! `OAUTH_CLIENT_IDLE_DAYS` expires (each use at `/authorize` or `/token` pushes that back).
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::path::Path;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use url::Url;
 
 use super::cimd::MetadataFetcher;
+use super::redirect::{self, RedirectPolicy};
+use super::source_rate::{Source, SourceRate};
 use super::{OAuthError, OAuthResult};
 use crate::auth::keys::{digest, random_token, same};
-use crate::state::{AuthRecord, AuthStore};
+use crate::state::AuthStore;
 
-/// Most redirect URIs a registration may carry, and the longest URI or name.
-const MAX_REDIRECTS: usize = 10;
-const MAX_URI: usize = 2000;
-const MAX_NAME: usize = 200;
+/// Most redirect URIs a registration may carry, and the longest name.
+pub const MAX_REDIRECTS: usize = 10;
+pub const MAX_NAME: usize = 200;
+/// A client's idle expiry is pushed back at most this often: a use within a minute of the last
+/// push costs no write.
+pub const TOUCH_EVERY_MS: u64 = 60_000;
+
+/// Bounds on registered clients (from `AuthLimits`).
+#[derive(Debug, Clone)]
+pub struct ClientLimits {
+    /// Most registered clients alive at once, over the whole deployment.
+    pub max_clients: usize,
+    /// A registered client unused for this long expires.
+    pub idle_ttl_ms: u64,
+    /// Registrations per source address per minute, per node.
+    pub registrations_per_minute: u32,
+}
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Client {
@@ -39,6 +55,11 @@ pub struct Client {
     /// Roles its machine tokens carry (static clients only).
     #[serde(default)]
     pub roles: Vec<String>,
+    /// Configured by the operator (`OAUTH_CLIENTS_FILE`), so its redirect URIs are trusted:
+    /// `/authorize` errors may be redirected to them without a person seeing a page first
+    /// (RFC 9700 §4.11.2). Never stored: a registered client cannot claim it.
+    #[serde(skip)]
+    pub trusted: bool,
 }
 
 impl Client {
@@ -54,7 +75,7 @@ impl Client {
     pub fn redirect_matches(&self, presented: &str) -> bool {
         self.redirect_uris
             .iter()
-            .any(|r| r == presented || loopback_equal(r, presented))
+            .any(|r| redirect::matches(r, presented))
     }
 
     /// Checks the secret of a confidential client (constant time); public clients have none.
@@ -66,53 +87,6 @@ impl Client {
                 "client authentication failed".into(),
             )),
         }
-    }
-}
-
-fn is_loopback_host(u: &Url) -> bool {
-    matches!(
-        u.host_str(),
-        Some("127.0.0.1") | Some("localhost") | Some("[::1]")
-    )
-}
-
-/// Both are `http` loopback URLs that differ at most in the port.
-fn loopback_equal(registered: &str, presented: &str) -> bool {
-    let (Ok(a), Ok(b)) = (Url::parse(registered), Url::parse(presented)) else {
-        return false;
-    };
-    a.scheme() == "http"
-        && b.scheme() == "http"
-        && is_loopback_host(&a)
-        && a.host_str() == b.host_str()
-        && a.path() == b.path()
-        && a.query() == b.query()
-        && a.fragment().is_none()
-        && b.fragment().is_none()
-        && a.username().is_empty()
-        && b.username().is_empty()
-}
-
-/// A redirect URI a client may register: HTTPS, http on a loopback host, or a native app's
-/// private-use scheme (`cursor://...`); never a scheme that runs code or reads files, never a
-/// fragment (RFC 6749 §3.1.2).
-pub fn check_redirect_uri(raw: &str) -> OAuthResult<()> {
-    let bad = |why: &str| OAuthError::InvalidRedirectUri(format!("redirect_uri {raw:?} {why}"));
-    if raw.len() > MAX_URI {
-        return Err(bad("is too long"));
-    }
-    let u = Url::parse(raw).map_err(|_| bad("is not an absolute URL"))?;
-    if u.fragment().is_some() {
-        return Err(bad("must not have a fragment"));
-    }
-    match u.scheme() {
-        "https" => Ok(()),
-        "http" if is_loopback_host(&u) => Ok(()),
-        "http" => Err(bad("must use https unless it is a loopback address")),
-        "javascript" | "data" | "file" | "vbscript" | "about" | "blob" | "ftp" | "ws" | "wss" => {
-            Err(bad("uses a forbidden scheme"))
-        }
-        _ => Ok(()),
     }
 }
 
@@ -140,6 +114,10 @@ pub struct Clients {
     statics: HashMap<String, Client>,
     store: Arc<dyn AuthStore>,
     fetcher: MetadataFetcher,
+    policy: RedirectPolicy,
+    limits: ClientLimits,
+    /// Registrations per source; anyone can register, so one source must not fill the cap.
+    rate: SourceRate,
 }
 
 #[derive(Debug, Deserialize)]
@@ -162,7 +140,13 @@ struct StaticClient {
 }
 
 impl Clients {
-    pub fn new(statics: Vec<Client>, store: Arc<dyn AuthStore>, fetcher: MetadataFetcher) -> Self {
+    pub fn new(
+        statics: Vec<Client>,
+        store: Arc<dyn AuthStore>,
+        fetcher: MetadataFetcher,
+        policy: RedirectPolicy,
+        limits: ClientLimits,
+    ) -> Self {
         Self {
             statics: statics
                 .into_iter()
@@ -170,12 +154,20 @@ impl Clients {
                 .collect(),
             store,
             fetcher,
+            policy,
+            rate: SourceRate::new(limits.registrations_per_minute),
+            limits,
         }
+    }
+
+    /// The rules registered redirect URIs follow.
+    pub fn policy(&self) -> &RedirectPolicy {
+        &self.policy
     }
 
     /// Reads `OAUTH_CLIENTS_FILE`: `{"clients": [{"client_id", "client_secret", "scopes",
     /// "roles", ...}]}`. Secrets are kept only as hashes.
-    pub fn load_static(path: &Path) -> Result<Vec<Client>, String> {
+    pub fn load_static(path: &Path, policy: &RedirectPolicy) -> Result<Vec<Client>, String> {
         let raw = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
         let file: StaticFile =
             serde_json::from_slice(&raw).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -189,7 +181,7 @@ impl Clients {
                     ));
                 }
                 for r in &c.redirect_uris {
-                    check_redirect_uri(r).map_err(|e| e.to_string())?;
+                    policy.check(r).map_err(|e| e.to_string())?;
                 }
                 let mut grants = vec!["client_credentials".to_string()];
                 if !c.redirect_uris.is_empty() {
@@ -203,12 +195,15 @@ impl Clients {
                     grant_types: grants,
                     scopes: c.scopes,
                     roles: c.roles,
+                    trusted: true,
                 })
             })
             .collect()
     }
 
-    /// The client with this id, wherever it comes from. `Ok(None)`: nobody by that id.
+    /// The client with this id, wherever it comes from, for a use of it (`/authorize`,
+    /// `/token`, `/revoke`): a registered client's idle expiry is pushed back. `Ok(None)`:
+    /// nobody by that id.
     pub async fn find(&self, client_id: &str) -> OAuthResult<Option<Client>> {
         if let Some(c) = self.statics.get(client_id) {
             return Ok(Some(c.clone()));
@@ -216,7 +211,11 @@ impl Clients {
         if MetadataFetcher::is_metadata_url(client_id) {
             return self.fetcher.fetch(client_id).await.map(Some);
         }
-        let Some(raw) = self.store.get(AuthRecord::Client, client_id).await? else {
+        let Some(raw) = self
+            .store
+            .use_client(client_id, self.limits.idle_ttl_ms, TOUCH_EVERY_MS)
+            .await?
+        else {
             return Ok(None);
         };
         serde_json::from_str(&raw)
@@ -224,8 +223,22 @@ impl Clients {
             .map_err(|e| OAuthError::Server(format!("stored client {client_id}: {e}")))
     }
 
-    /// RFC 7591 registration. Returns the client and the response body (201).
-    pub async fn register(&self, reg: Registration, now_s: u64) -> OAuthResult<(Client, Value)> {
+    /// RFC 7591 registration from `source` (the caller's address). Returns the client and the
+    /// response body (201).
+    pub async fn register(
+        &self,
+        reg: Registration,
+        source: Option<IpAddr>,
+        now_ms: u64,
+    ) -> OAuthResult<(Client, Value)> {
+        if let Err(retry_after_s) = self.rate.take(Source::of(source), now_ms) {
+            return Err(OAuthError::RateLimited {
+                retry_after_s,
+                message: format!(
+                    "too many client registrations from this address; try again in {retry_after_s} s"
+                ),
+            });
+        }
         let meta = |m: &str| OAuthError::InvalidClientMetadata(m.into());
         if reg.redirect_uris.is_empty() {
             return Err(OAuthError::InvalidRedirectUri(
@@ -238,7 +251,7 @@ impl Clients {
             )));
         }
         for r in &reg.redirect_uris {
-            check_redirect_uri(r)?;
+            self.policy.check(r)?;
         }
         if reg.client_name.as_ref().is_some_and(|n| n.len() > MAX_NAME) {
             return Err(meta("client_name is too long"));
@@ -286,15 +299,29 @@ impl Clients {
             grant_types: grants,
             scopes: Vec::new(),
             roles: Vec::new(),
+            trusted: false,
         };
         let stored =
             serde_json::to_string(&client).map_err(|e| OAuthError::Server(e.to_string()))?;
-        self.store
-            .put(AuthRecord::Client, &client.client_id, &stored, 0)
+        let max = self.limits.max_clients;
+        let added = self
+            .store
+            .put_client(&client.client_id, &stored, self.limits.idle_ttl_ms, max)
             .await?;
+        if !added {
+            tracing::warn!(
+                max_clients = max,
+                "client registration refused: OAUTH_MAX_CLIENTS reached"
+            );
+            return Err(OAuthError::RegistrationClosed(format!(
+                "this server has reached its limit of {max} registered clients; clients unused \
+                 for {} days expire, or the operator can raise OAUTH_MAX_CLIENTS",
+                self.limits.idle_ttl_ms / 86_400_000
+            )));
+        }
         let mut body = json!({
             "client_id": client.client_id,
-            "client_id_issued_at": now_s,
+            "client_id_issued_at": now_ms / 1000,
             "redirect_uris": client.redirect_uris,
             "grant_types": client.grant_types,
             "response_types": ["code"],
@@ -318,45 +345,110 @@ impl Clients {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::{Clock, ManualClock};
+    use crate::state::memory::MemoryAuthStore;
 
-    fn client(uris: &[&str]) -> Client {
-        Client {
-            client_id: "c".into(),
-            client_name: None,
-            redirect_uris: uris.iter().map(|s| s.to_string()).collect(),
-            secret_hash: None,
-            grant_types: vec![],
-            scopes: vec![],
-            roles: vec![],
-        }
+    fn clients(clock: Arc<ManualClock>, limits: ClientLimits) -> Clients {
+        let store = Arc::new(MemoryAuthStore::new(clock.clone()));
+        let policy = RedirectPolicy::new(&["cursor".to_string()]);
+        let fetcher = MetadataFetcher::new(false, policy.clone(), clock);
+        Clients::new(Vec::new(), store, fetcher, policy, limits)
     }
 
-    #[test]
-    fn redirects_match_exactly_except_loopback_ports() {
-        let c = client(&["https://app.example/cb", "http://127.0.0.1:3000/callback"]);
-        assert!(c.redirect_matches("https://app.example/cb"));
-        assert!(!c.redirect_matches("https://app.example/cb/"));
-        assert!(!c.redirect_matches("https://app.example/cb?x=1"));
-        assert!(!c.redirect_matches("https://evil.example/cb"));
-        assert!(c.redirect_matches("http://127.0.0.1:49152/callback"));
-        assert!(!c.redirect_matches("http://127.0.0.1:49152/other"));
-        assert!(
-            !c.redirect_matches("http://localhost:3000/callback"),
-            "host must match"
+    fn registration(redirect: &str) -> Registration {
+        serde_json::from_value(json!({"redirect_uris": [redirect],
+            "token_endpoint_auth_method": "none"}))
+        .unwrap()
+    }
+
+    const DAY_MS: u64 = 86_400_000;
+
+    #[tokio::test]
+    async fn registrations_are_capped_rate_limited_per_source_and_expire_when_unused() {
+        let clock = Arc::new(ManualClock::new(1_000_000));
+        let c = clients(
+            clock.clone(),
+            ClientLimits {
+                max_clients: 2,
+                idle_ttl_ms: 30 * DAY_MS,
+                registrations_per_minute: 2,
+            },
         );
-        let https_port = client(&["https://app.example:8443/cb"]);
-        assert!(!https_port.redirect_matches("https://app.example:9443/cb"));
+        let here: Option<IpAddr> = Some("198.51.100.4".parse().unwrap());
+        let there: Option<IpAddr> = Some("198.51.100.5".parse().unwrap());
+        let now = || clock.now_ms();
+        let (a, _) = c
+            .register(registration("cursor://a.b/cb"), here, now())
+            .await
+            .unwrap();
+        c.register(registration("com.example.app:/cb"), here, now())
+            .await
+            .unwrap();
+        let slow = c
+            .register(registration("https://a.example/cb"), here, now())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                slow,
+                OAuthError::RateLimited {
+                    retry_after_s: 30,
+                    ..
+                }
+            ),
+            "{slow:?}"
+        );
+        let full = c
+            .register(registration("https://a.example/cb"), there, now())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(full, OAuthError::RegistrationClosed(_)),
+            "{full:?}"
+        );
+        assert!(full.to_string().contains("limit of 2 registered clients"));
+        // Using a client pushes its expiry back; the unused one expires and frees its place.
+        clock.advance_ms(20 * DAY_MS);
+        assert!(c.find(&a.client_id).await.unwrap().is_some());
+        clock.advance_ms(20 * DAY_MS);
+        assert!(
+            c.find(&a.client_id).await.unwrap().is_some(),
+            "used 20 days ago"
+        );
+        let (b, _) = c
+            .register(registration("https://a.example/cb"), there, now())
+            .await
+            .unwrap();
+        clock.advance_ms(30 * DAY_MS + 1);
+        assert!(c.find(&a.client_id).await.unwrap().is_none());
+        assert!(c.find(&b.client_id).await.unwrap().is_none());
     }
 
-    #[test]
-    fn registrable_redirects() {
-        assert!(check_redirect_uri("https://claude.ai/api/mcp/auth_callback").is_ok());
-        assert!(check_redirect_uri("http://127.0.0.1:33418/").is_ok());
-        assert!(check_redirect_uri("http://localhost/cb").is_ok());
-        assert!(check_redirect_uri("cursor://anysphere.cursor-mcp/oauth/callback").is_ok());
-        assert!(check_redirect_uri("http://evil.example/cb").is_err());
-        assert!(check_redirect_uri("javascript:alert(1)").is_err());
-        assert!(check_redirect_uri("https://a.example/cb#frag").is_err());
-        assert!(check_redirect_uri("/relative").is_err());
+    #[tokio::test]
+    async fn registered_redirects_follow_the_policy_and_registered_clients_are_not_trusted() {
+        let clock = Arc::new(ManualClock::new(0));
+        let c = clients(
+            clock,
+            ClientLimits {
+                max_clients: 10,
+                idle_ttl_ms: DAY_MS,
+                registrations_per_minute: 10,
+            },
+        );
+        for bad in ["ms-msdt:/id", "search-ms:query=x", "vscode://x.y/cb"] {
+            let err = c.register(registration(bad), None, 0).await.unwrap_err();
+            assert_eq!(err.code(), "invalid_redirect_uri", "{bad}");
+        }
+        let (client, _) = c
+            .register(
+                registration("cursor://anysphere.cursor-mcp/oauth/callback"),
+                None,
+                0,
+            )
+            .await
+            .unwrap();
+        assert!(!client.trusted);
+        let found = c.find(&client.client_id).await.unwrap().unwrap();
+        assert!(!found.trusted, "trust is never read back from the store");
     }
 }

@@ -1,13 +1,17 @@
 //! The built-in OAuth 2.1 authorization server, free of the web framework: who the clients
-//! are (`clients`, `cimd`), what an authorization request may ask (`authorize`), the grants
+//! are (`clients`, `cimd`, their redirect URIs in `redirect`, the registration rate in
+//! `source_rate`), what an authorization request may ask (`authorize`), the grants
 //! of `/token` and revocation (`grants`), and the sealed values that carry a sign-in
 //! across the login and consent pages (`seal`). Time is passed in from the `Clock`.
 
 pub mod authorize;
+pub mod bounded_cache;
 pub mod cimd;
 pub mod clients;
 pub mod grants;
+pub mod redirect;
 pub mod seal;
+pub mod source_rate;
 
 use std::sync::Arc;
 
@@ -58,19 +62,30 @@ pub enum OAuthError {
     /// RFC 7591 §3.2.2.
     #[error("{0}")]
     InvalidClientMetadata(String),
+    /// Too many requests from this source, account or client (429 with `Retry-After`,
+    /// RFC 6585 §4); sent as `temporarily_unavailable`, the nearest RFC 6749 code.
+    #[error("{message}")]
+    RateLimited { retry_after_s: u64, message: String },
+    /// RFC 7591 §3.2.2 body: registration is closed because the client cap is reached (503).
+    #[error("{0}")]
+    RegistrationClosed(String),
     /// RFC 6749 §4.1.2.1: a backend is unreachable (503).
     #[error("temporarily unavailable")]
     Unavailable(#[from] StateError),
-    /// Too many requests from this source or client (429 with `Retry-After`, RFC 6585 §4);
-    /// sent as `temporarily_unavailable`, the nearest RFC 6749 code.
-    #[error("too many requests; try again in {0} s")]
-    Throttled(u64),
     /// A bug (500); the cause is logged, never sent.
     #[error("server error")]
     Server(String),
 }
 
 impl OAuthError {
+    /// A throttle's refusal: wait `retry_after_s` seconds.
+    pub fn throttled(retry_after_s: u64) -> Self {
+        Self::RateLimited {
+            retry_after_s,
+            message: format!("too many requests; try again in {retry_after_s} s"),
+        }
+    }
+
     pub fn code(&self) -> &'static str {
         match self {
             Self::InvalidRequest(_) => "invalid_request",
@@ -84,7 +99,9 @@ impl OAuthError {
             Self::AccessDenied => "access_denied",
             Self::InvalidRedirectUri(_) => "invalid_redirect_uri",
             Self::InvalidClientMetadata(_) => "invalid_client_metadata",
-            Self::Unavailable(_) | Self::Throttled(_) => "temporarily_unavailable",
+            Self::RateLimited { .. } | Self::RegistrationClosed(_) | Self::Unavailable(_) => {
+                "temporarily_unavailable"
+            }
             Self::Server(_) => "server_error",
         }
     }
@@ -133,5 +150,9 @@ impl AuthServer {
 
     pub fn now_s(&self) -> u64 {
         self.clock.now_ms() / 1000
+    }
+
+    pub fn now_ms(&self) -> u64 {
+        self.clock.now_ms()
     }
 }

@@ -20,6 +20,8 @@ struct Family {
 #[derive(Default)]
 struct Maps {
     records: HashMap<(AuthRecord, String), (String, u64)>,
+    /// Registered clients: value and the time they expire unless used.
+    clients: HashMap<String, (String, u64)>,
     families: HashMap<String, Family>,
     /// Revoked families and tokens (`family` or `family/jti`) until the given time.
     revoked: HashMap<String, u64>,
@@ -49,6 +51,7 @@ impl MemoryAuthStore {
     /// Drops what expired; called on writes so the maps stay bounded by live entries.
     fn sweep(maps: &mut Maps, now: u64) {
         maps.records.retain(|_, (_, at)| *at > now);
+        maps.clients.retain(|_, (_, at)| *at > now);
         maps.families.retain(|_, f| f.expires_at > now);
         maps.revoked.retain(|_, at| *at > now);
     }
@@ -88,6 +91,59 @@ impl AuthStore for MemoryAuthStore {
     async fn delete(&self, kind: AuthRecord, key: &str) -> StateResult<()> {
         self.maps.lock().records.remove(&(kind, key.to_string()));
         Ok(())
+    }
+
+    async fn put_client(
+        &self,
+        id: &str,
+        value: &str,
+        ttl_ms: u64,
+        max: usize,
+    ) -> StateResult<bool> {
+        let now = self.clock.now_ms();
+        let mut maps = self.maps.lock();
+        maps.clients.retain(|_, (_, at)| *at > now);
+        if maps.clients.len() >= max && !maps.clients.contains_key(id) {
+            return Ok(false);
+        }
+        maps.clients.insert(
+            id.to_string(),
+            (value.to_string(), now.saturating_add(ttl_ms)),
+        );
+        Ok(true)
+    }
+
+    async fn use_client(
+        &self,
+        id: &str,
+        ttl_ms: u64,
+        touch_ms: u64,
+    ) -> StateResult<Option<String>> {
+        let now = self.clock.now_ms();
+        let mut maps = self.maps.lock();
+        let Some((value, at)) = maps.clients.get_mut(id) else {
+            return Ok(None);
+        };
+        if *at <= now {
+            maps.clients.remove(id);
+            return Ok(None);
+        }
+        let fresh = now.saturating_add(ttl_ms);
+        if fresh.saturating_sub(*at) > touch_ms {
+            *at = fresh;
+        }
+        Ok(Some(value.clone()))
+    }
+
+    async fn delete_client(&self, id: &str) -> StateResult<()> {
+        self.maps.lock().clients.remove(id);
+        Ok(())
+    }
+
+    async fn client_count(&self) -> StateResult<usize> {
+        let now = self.clock.now_ms();
+        let maps = self.maps.lock();
+        Ok(maps.clients.values().filter(|(_, at)| *at > now).count())
     }
 
     async fn create_family(&self, family: &str, grant: &str, ttl_ms: u64) -> StateResult<()> {

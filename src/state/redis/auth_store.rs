@@ -1,34 +1,41 @@
-//! `AuthStore` on Redis: codes and clients as plain strings (codes taken with `GETDEL`),
-//! refresh families as hashes rotated by `redis/scripts/rotate_refresh.lua`, revocations as
+//! `AuthStore` on Redis: codes as plain strings taken with `GETDEL`, clients as strings listed
+//! in an index of their expiry times (`put_client.lua` / `use_client.lua`), refresh families as hashes rotated by `redis/scripts/rotate_refresh.lua`, revocations as
 //! keys that expire with the token they refuse.
 
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 
 use async_trait::async_trait;
 use redis::{Script, Value};
 
 use super::conn::Redis;
 use super::keys::Keys;
+use crate::clock::Clock;
 use crate::state::auth_store::{AuthRecord, AuthStore, Rotation};
 use crate::state::{StateError, StateErrorKind, StateResult};
 
 static ROTATE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("../../../redis/scripts/rotate_refresh.lua")));
+static PUT_CLIENT: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("../../../redis/scripts/put_client.lua")));
+static USE_CLIENT: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("../../../redis/scripts/use_client.lua")));
 
 pub struct RedisAuthStore {
     redis: Redis,
     keys: Keys,
+    /// Decides when clients expire (the index's scores), so every node agrees and tests can
+    /// move time.
+    clock: Arc<dyn Clock>,
 }
 
 impl RedisAuthStore {
-    pub fn new(redis: Redis, keys: Keys) -> Self {
-        Self { redis, keys }
+    pub fn new(redis: Redis, keys: Keys, clock: Arc<dyn Clock>) -> Self {
+        Self { redis, keys, clock }
     }
 
     fn key(&self, kind: AuthRecord, key: &str) -> String {
         let kind = match kind {
             AuthRecord::Code => "code",
-            AuthRecord::Client => "client",
         };
         self.keys.auth_record(kind, key)
     }
@@ -66,6 +73,65 @@ impl AuthStore for RedisAuthStore {
     async fn delete(&self, kind: AuthRecord, key: &str) -> StateResult<()> {
         self.redis
             .query(redis::cmd("DEL").arg(self.key(kind, key)))
+            .await
+    }
+
+    async fn put_client(
+        &self,
+        id: &str,
+        value: &str,
+        ttl_ms: u64,
+        max: usize,
+    ) -> StateResult<bool> {
+        let mut call = PUT_CLIENT.prepare_invoke();
+        call.key(self.keys.client_index())
+            .key(self.keys.client(id))
+            .arg(id)
+            .arg(value)
+            .arg(self.clock.now_ms())
+            .arg(ttl_ms.max(1))
+            .arg(max);
+        let stored: u64 = self.redis.script(call).await?;
+        Ok(stored == 1)
+    }
+
+    async fn use_client(
+        &self,
+        id: &str,
+        ttl_ms: u64,
+        touch_ms: u64,
+    ) -> StateResult<Option<String>> {
+        let mut call = USE_CLIENT.prepare_invoke();
+        call.key(self.keys.client_index())
+            .key(self.keys.client(id))
+            .arg(id)
+            .arg(self.clock.now_ms())
+            .arg(ttl_ms.max(1))
+            .arg(touch_ms);
+        self.redis.script(call).await
+    }
+
+    async fn delete_client(&self, id: &str) -> StateResult<()> {
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .cmd("DEL")
+            .arg(self.keys.client(id))
+            .ignore()
+            .cmd("ZREM")
+            .arg(self.keys.client_index())
+            .arg(id)
+            .ignore();
+        self.redis.pipeline(&pipe).await
+    }
+
+    async fn client_count(&self) -> StateResult<usize> {
+        self.redis
+            .query(
+                redis::cmd("ZCOUNT")
+                    .arg(self.keys.client_index())
+                    .arg(format!("({}", self.clock.now_ms()))
+                    .arg("+inf"),
+            )
             .await
     }
 

@@ -46,9 +46,20 @@ impl Keys {
         format!("{}:bus:{}", self.prefix, topic)
     }
 
-    /// An OAuth record: `code` (by hash) or `client` (by id).
+    /// An OAuth record: `code` (by hash).
     pub fn auth_record(&self, kind: &str, key: &str) -> String {
         format!("{}:oa:{kind}:{key}", self.prefix)
+    }
+
+    /// A registered OAuth client (a JSON string). Every client and the index share the hash
+    /// tag `{<prefix>-clients}`, so one script counts and inserts them on a cluster too.
+    pub fn client(&self, id: &str) -> String {
+        format!("{p}:cl:{{{p}-clients}}:{id}", p = self.prefix)
+    }
+
+    /// The index of registered clients (zset: client id -> when it expires unless used).
+    pub fn client_index(&self) -> String {
+        format!("{p}:cl:{{{p}-clients}}", p = self.prefix)
     }
 
     /// A refresh-token family (hash: gen, rotated_at, grant). Its revocation markers share its

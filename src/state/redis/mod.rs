@@ -80,7 +80,7 @@ pub async fn connect(
             redis.clone(),
             keys.clone(),
             ttl_ms,
-            clock,
+            clock.clone(),
         )),
         events: Arc::new(RedisEventLog::new(
             redis.clone(),
@@ -89,7 +89,7 @@ pub async fn connect(
             ttl_ms,
             settings.limits,
         )),
-        auth: Arc::new(RedisAuthStore::new(redis.clone(), keys.clone())),
+        auth: Arc::new(RedisAuthStore::new(redis.clone(), keys.clone(), clock)),
         bus: Arc::new(RedisBus::new(redis, hub, keys)),
     })
 }

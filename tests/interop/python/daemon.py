@@ -93,6 +93,9 @@ def daemon_env() -> dict[str, str]:
     for knob in _DAEMON_ENV_KNOBS:
         env.pop(knob, None)
     env.setdefault("RUST_BACKTRACE", "1")
+    # Every test client registers from 127.0.0.1, many within a minute against one daemon; the
+    # per-source registration rate has its own test (tests/it/auth_attacks.rs).
+    env["OAUTH_REGISTRATIONS_PER_MINUTE"] = "1000"
     return env
 
 

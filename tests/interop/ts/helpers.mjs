@@ -139,6 +139,9 @@ export class Daemon {
     args.push(...this.extraArgs);
     const env = { ...process.env, RUST_BACKTRACE: process.env.RUST_BACKTRACE ?? '1' };
     for (const knob of DAEMON_ENV_KNOBS) delete env[knob];
+    // Every test client registers from 127.0.0.1; the per-source rate has its own test
+    // (tests/it/auth_attacks.rs).
+    env.OAUTH_REGISTRATIONS_PER_MINUTE = '1000';
     const logFd = fs.openSync(this.logPath, 'w');
     // cwd: its temp folder, so nothing written relative to it (the default ./data) lands in the checkout.
     this.proc = spawn(bin, args, { stdio: ['ignore', 'ignore', logFd], env, cwd: this.logDir });
