@@ -30,7 +30,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-pub use lifecycle::Negotiated;
+pub use lifecycle::{Negotiated, OpenSessionError};
 
 use crate::auth::Principal;
 use crate::catalog::{Catalog, CatalogHandle};
@@ -59,6 +59,19 @@ pub struct EngineSettings {
     pub request_state_key: Vec<u8>,
     /// How long a sealed `requestState` stays valid.
     pub request_state_ttl: Duration,
+    pub limits: SessionLimits,
+}
+
+/// What one caller may keep in sessions (the `StateLimits` settings the engine enforces; the
+/// replay buffer caps are the event log's).
+#[derive(Debug, Clone)]
+pub struct SessionLimits {
+    pub max_sessions_per_user: usize,
+    pub max_anonymous_sessions: usize,
+    /// Per `clientInfo` and per `capabilities` of `initialize`, bytes of compact JSON.
+    pub max_client_metadata_bytes: usize,
+    pub max_subscriptions_per_session: usize,
+    pub max_subscription_uri_bytes: usize,
 }
 
 /// The backends the engine reads and writes.
@@ -387,11 +400,29 @@ impl Engine {
         on: bool,
     ) -> Result<Value, RpcError> {
         let uri = str_param(params, "uri")?;
+        let limits = &self.settings.limits;
+        if on && uri.len() > limits.max_subscription_uri_bytes {
+            return Err(RpcError::invalid_params(format!(
+                "Invalid params: 'uri' is {} bytes, more than the limit of {} \
+                 (MAX_SUBSCRIPTION_URI_BYTES)",
+                uri.len(),
+                limits.max_subscription_uri_bytes
+            )));
+        }
         if catalog.resource(uri).is_none() && catalog.match_template(uri).is_none() {
             return Err(resources::not_found(uri));
         }
         let session = call.session.as_ref().ok_or_else(requires_session)?;
+        let max = limits.max_subscriptions_per_session;
+        // Decided inside the change, so the cap holds against concurrent subscribes on any
+        // node (the change re-runs on the fresh record when another writer came first).
+        let full = std::sync::atomic::AtomicBool::new(false);
         self.modify_session(&session.id, &|s| {
+            let at_cap = on && !s.subscriptions.contains(uri) && s.subscriptions.len() >= max;
+            full.store(at_cap, std::sync::atomic::Ordering::Relaxed);
+            if at_cap {
+                return;
+            }
             if on {
                 s.subscriptions.insert(uri.to_string());
             } else {
@@ -399,6 +430,15 @@ impl Engine {
             }
         })
         .await?;
+        if full.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(RpcError::new(
+                codes::SERVER_ERROR,
+                format!(
+                    "Too many subscriptions: this session has {max}, the limit \
+                     (MAX_SUBSCRIPTIONS_PER_SESSION); unsubscribe from one first"
+                ),
+            ));
+        }
         Ok(json!({}))
     }
 
