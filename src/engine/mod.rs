@@ -506,6 +506,7 @@ impl Engine {
         self.inflight.cancel_session(id);
         self.pending.drop_session(id);
         self.stop_pump(id).await;
+        self.get_streams.close(id);
     }
 
     async fn stop_pump(&self, id: &SessionId) {
@@ -516,22 +517,37 @@ impl Engine {
         }
     }
 
-    /// Removes expired sessions and everything they held; returns how many. Stores that
-    /// expire sessions themselves (Redis) report none, so this also checks the sessions this
-    /// node pumps notifications for.
+    /// Removes expired sessions and everything they held; returns how many (on Redis, how many
+    /// this node held something for). Stores that
+    /// expire sessions themselves (Redis) report none, so this also checks every session this
+    /// node holds something for (a notification pump, a GET stream): one whose record is gone
+    /// loses its pump, its GET stream and its replay buffers, whose live readers end on every
+    /// node. Without that, a GET stream outlives its session by as long as its client stays
+    /// connected (keep-alives never renew a session).
     pub async fn reap_expired(&self) -> Result<usize, StateError> {
         self.tasks.purge(self.backends.clock.now_ms());
         let expired = self.backends.sessions.purge_expired().await?;
         for id in &expired {
             self.release_session(id).await;
         }
-        let pumped: Vec<SessionId> = self.pumps.lock().keys().cloned().collect();
-        for id in pumped {
-            if self.backends.sessions.peek(&id).await?.is_none() {
-                self.release_local(&id).await;
+        let mut held: Vec<SessionId> = self.pumps.lock().keys().cloned().collect();
+        held.extend(self.get_streams.sessions());
+        held.sort();
+        held.dedup();
+        let mut released = 0;
+        for id in held {
+            if !expired.contains(&id) && self.backends.sessions.peek(&id).await?.is_none() {
+                self.release_session(&id).await;
+                released += 1;
             }
         }
-        Ok(expired.len())
+        if released > 0 {
+            tracing::debug!(
+                released,
+                "released what this node held for expired sessions"
+            );
+        }
+        Ok(expired.len() + released)
     }
 
     pub async fn footprint(&self) -> Result<Footprint, StateError> {
