@@ -22,7 +22,7 @@ use crate::auth::oauth::AuthServer;
 use crate::catalog::{Catalog, CatalogError};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
-use crate::engine::{Backends, Engine, EngineError, EngineSettings};
+use crate::engine::{Backends, Engine, EngineError, EngineSettings, SessionLimits};
 use crate::ops::origin::OriginPolicy;
 use crate::state::StateError;
 use crate::state::memory::{
@@ -55,6 +55,7 @@ pub async fn build_engine(
     let limits = EventLogLimits {
         events_per_stream: config.replay_buffer_events,
         streams_per_session: config.replay_buffer_streams,
+        bytes_per_stream: config.state_limits.replay_buffer_bytes,
     };
     let backends = match config.redis_urls() {
         Some(urls) => {
@@ -108,6 +109,13 @@ pub async fn build_engine(
         },
         request_state_ttl: Duration::from_secs(config.request_state_ttl_secs),
         config_file: config.config_file.clone(),
+        limits: SessionLimits {
+            max_sessions_per_user: config.state_limits.max_sessions_per_user,
+            max_anonymous_sessions: config.state_limits.max_anonymous_sessions,
+            max_client_metadata_bytes: config.state_limits.max_client_metadata_bytes,
+            max_subscriptions_per_session: config.state_limits.max_subscriptions_per_session,
+            max_subscription_uri_bytes: config.state_limits.max_subscription_uri_bytes,
+        },
     };
     let engine = Engine::new(catalog, backends, settings)?;
     engine.start_routing().await?;

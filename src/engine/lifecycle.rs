@@ -4,14 +4,16 @@
 use serde_json::{Value, json};
 
 use super::Engine;
-use crate::protocol::{ProtocolVersion, RpcError};
-use crate::state::{JsonText, SessionRecord};
+use crate::auth::Principal;
+use crate::protocol::{ProtocolVersion, RpcError, codes};
+use crate::state::{JsonText, SessionRecord, StateError, TransportKind};
 
 /// What `initialize` settled, for the transport to store in the session.
 pub struct Negotiated {
     pub version: ProtocolVersion,
-    pub client_info: Value,
-    pub client_capabilities: Value,
+    /// As declared, compact and within `SessionLimits::max_client_metadata_bytes`.
+    pub client_info: JsonText,
+    pub client_capabilities: JsonText,
     pub result: Value,
 }
 
@@ -20,9 +22,20 @@ impl Negotiated {
     /// before `initialize`).
     pub fn apply(&self, session: &mut SessionRecord) {
         session.protocol_version = Some(self.version);
-        session.client_info = JsonText::from_value(&self.client_info);
-        session.client_capabilities = JsonText::from_value(&self.client_capabilities);
+        session.client_info = self.client_info.clone();
+        session.client_capabilities = self.client_capabilities.clone();
     }
+}
+
+/// Why a session could not be created.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenSessionError {
+    /// The caller holds as many sessions as it may (`MAX_SESSIONS_PER_USER`, or
+    /// `MAX_ANONYMOUS_SESSIONS` for unauthenticated callers together).
+    #[error(transparent)]
+    TooMany(RpcError),
+    #[error(transparent)]
+    State(#[from] StateError),
 }
 
 impl Engine {
@@ -44,7 +57,13 @@ impl Engine {
                 "Invalid params: 'capabilities' must be an object",
             ));
         }
-        let client_info = params.get("clientInfo").cloned().unwrap_or(Value::Null);
+        let limit = self.settings.limits.max_client_metadata_bytes;
+        let client_capabilities = bounded_json("capabilities", &client_capabilities, limit)?;
+        let client_info = bounded_json(
+            "clientInfo",
+            params.get("clientInfo").unwrap_or(&Value::Null),
+            limit,
+        )?;
         let mut result = json!({
             "protocolVersion": version.as_str(),
             "capabilities": {
@@ -66,4 +85,57 @@ impl Engine {
             result,
         })
     }
+
+    /// Creates and stores a session for `principal`, with what `initialize` settled when it
+    /// came first (a legacy SSE session opens before it). Refused when the caller already holds
+    /// its cap of live sessions: per user when authenticated; unauthenticated callers share one
+    /// cap, since without a user the only other key would be a source address, which a proxy
+    /// hides and loopback shares.
+    pub async fn open_session(
+        &self,
+        principal: &Principal,
+        transport: TransportKind,
+        negotiated: Option<&Negotiated>,
+    ) -> Result<SessionRecord, OpenSessionError> {
+        let mut record =
+            SessionRecord::new(&principal.subject, transport, self.backends.clock.now_ms());
+        if let Some(n) = negotiated {
+            n.apply(&mut record);
+        }
+        let limits = &self.settings.limits;
+        let (limit, setting) = if principal.authenticated {
+            (limits.max_sessions_per_user, "MAX_SESSIONS_PER_USER")
+        } else {
+            (limits.max_anonymous_sessions, "MAX_ANONYMOUS_SESSIONS")
+        };
+        if !self.backends.sessions.create(record.clone(), limit).await? {
+            let who = if principal.authenticated {
+                "this user holds"
+            } else {
+                "unauthenticated clients hold"
+            };
+            return Err(OpenSessionError::TooMany(RpcError::new(
+                codes::SERVER_ERROR,
+                format!(
+                    "Too many sessions: {who} {limit} live sessions, the limit ({setting}); \
+                     end one with DELETE or wait for one to expire"
+                ),
+            )));
+        }
+        Ok(record)
+    }
+}
+
+/// `value` as compact JSON text, refused (-32602, naming the limit) when longer than `limit`
+/// bytes: it is kept with the session for the session's whole life.
+fn bounded_json(name: &str, value: &Value, limit: usize) -> Result<JsonText, RpcError> {
+    let text = JsonText::from_value(value);
+    if text.len() > limit {
+        return Err(RpcError::invalid_params(format!(
+            "Invalid params: '{name}' is {} bytes of JSON, more than the limit of {limit} \
+             (MAX_CLIENT_METADATA_BYTES)",
+            text.len()
+        )));
+    }
+    Ok(text)
 }

@@ -31,7 +31,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-pub use lifecycle::Negotiated;
+pub use lifecycle::{Negotiated, OpenSessionError};
 
 use crate::auth::Principal;
 use crate::catalog::{Catalog, CatalogHandle};
@@ -63,6 +63,20 @@ pub struct EngineSettings {
     /// The config file the catalog came from (`None`: the embedded demo), re-read when any
     /// node of the cluster is told to reload.
     pub config_file: Option<std::path::PathBuf>,
+    /// What one caller may keep in sessions.
+    pub limits: SessionLimits,
+}
+
+/// What one caller may keep in sessions (the `StateLimits` settings the engine enforces; the
+/// replay buffer caps are the event log's).
+#[derive(Debug, Clone)]
+pub struct SessionLimits {
+    pub max_sessions_per_user: usize,
+    pub max_anonymous_sessions: usize,
+    /// Per `clientInfo` and per `capabilities` of `initialize`, bytes of compact JSON.
+    pub max_client_metadata_bytes: usize,
+    pub max_subscriptions_per_session: usize,
+    pub max_subscription_uri_bytes: usize,
 }
 
 /// The backends the engine reads and writes.
@@ -389,11 +403,29 @@ impl Engine {
         on: bool,
     ) -> Result<Value, RpcError> {
         let uri = str_param(params, "uri")?;
+        let limits = &self.settings.limits;
+        if on && uri.len() > limits.max_subscription_uri_bytes {
+            return Err(RpcError::invalid_params(format!(
+                "Invalid params: 'uri' is {} bytes, more than the limit of {} \
+                 (MAX_SUBSCRIPTION_URI_BYTES)",
+                uri.len(),
+                limits.max_subscription_uri_bytes
+            )));
+        }
         if catalog.resource(uri).is_none() && catalog.match_template(uri).is_none() {
             return Err(resources::not_found(uri));
         }
         let session = call.session.as_ref().ok_or_else(requires_session)?;
+        let max = limits.max_subscriptions_per_session;
+        // Decided inside the change, so the cap holds against concurrent subscribes on any
+        // node (the change re-runs on the fresh record when another writer came first).
+        let full = std::sync::atomic::AtomicBool::new(false);
         self.modify_session(&session.id, &|s| {
+            let at_cap = on && !s.subscriptions.contains(uri) && s.subscriptions.len() >= max;
+            full.store(at_cap, std::sync::atomic::Ordering::Relaxed);
+            if at_cap {
+                return;
+            }
             if on {
                 s.subscriptions.insert(uri.to_string());
             } else {
@@ -401,6 +433,15 @@ impl Engine {
             }
         })
         .await?;
+        if full.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(RpcError::new(
+                codes::SERVER_ERROR,
+                format!(
+                    "Too many subscriptions: this session has {max}, the limit \
+                     (MAX_SUBSCRIPTIONS_PER_SESSION); unsubscribe from one first"
+                ),
+            ));
+        }
         Ok(json!({}))
     }
 
@@ -468,6 +509,7 @@ impl Engine {
         self.inflight.cancel_session(id);
         self.pending.drop_session(id);
         self.stop_pump(id).await;
+        self.get_streams.close(id);
     }
 
     async fn stop_pump(&self, id: &SessionId) {
@@ -478,22 +520,37 @@ impl Engine {
         }
     }
 
-    /// Removes expired sessions and everything they held; returns how many. Stores that
-    /// expire sessions themselves (Redis) report none, so this also checks the sessions this
-    /// node pumps notifications for.
+    /// Removes expired sessions and everything they held; returns how many (on Redis, how many
+    /// this node held something for). Stores that
+    /// expire sessions themselves (Redis) report none, so this also checks every session this
+    /// node holds something for (a notification pump, a GET stream): one whose record is gone
+    /// loses its pump, its GET stream and its replay buffers, whose live readers end on every
+    /// node. Without that, a GET stream outlives its session by as long as its client stays
+    /// connected (keep-alives never renew a session).
     pub async fn reap_expired(&self) -> Result<usize, StateError> {
         self.tasks.purge(self.backends.clock.now_ms());
         let expired = self.backends.sessions.purge_expired().await?;
         for id in &expired {
             self.release_session(id).await;
         }
-        let pumped: Vec<SessionId> = self.pumps.lock().keys().cloned().collect();
-        for id in pumped {
-            if self.backends.sessions.peek(&id).await?.is_none() {
-                self.release_local(&id).await;
+        let mut held: Vec<SessionId> = self.pumps.lock().keys().cloned().collect();
+        held.extend(self.get_streams.sessions());
+        held.sort();
+        held.dedup();
+        let mut released = 0;
+        for id in held {
+            if !expired.contains(&id) && self.backends.sessions.peek(&id).await?.is_none() {
+                self.release_session(&id).await;
+                released += 1;
             }
         }
-        Ok(expired.len())
+        if released > 0 {
+            tracing::debug!(
+                released,
+                "released what this node held for expired sessions"
+            );
+        }
+        Ok(expired.len() + released)
     }
 
     pub async fn footprint(&self) -> Result<Footprint, StateError> {

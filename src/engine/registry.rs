@@ -108,6 +108,11 @@ impl GetStreams {
         Some((lease, rx))
     }
 
+    /// The sessions with a GET stream open on this node.
+    pub fn sessions(&self) -> Vec<SessionId> {
+        self.open.lock().keys().cloned().collect()
+    }
+
     /// Closes the session's GET stream on this node, if it has one.
     pub fn close(&self, session: &SessionId) {
         if let Some((_, tx)) = self.open.lock().remove(session) {

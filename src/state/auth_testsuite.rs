@@ -233,6 +233,7 @@ async fn redis_auth_store_expires_unused_clients_and_slides_without_a_write_per_
         timeout: Duration::from_secs(2),
         session_ttl: Duration::from_secs(60),
         limits: Default::default(),
+        eviction_check: crate::state::redis::EvictionCheck::Refuse,
     };
     let b = connect(&settings, clock.clone()).await.unwrap();
     client_expiry_contract(&*b.auth, &clock).await;

@@ -49,8 +49,10 @@ pub type StateResult<T> = Result<T, StateError>;
 /// is `Ok(None)` / `Ok(false)`, never an error.
 #[async_trait]
 pub trait SessionStore: Send + Sync + 'static {
-    /// Stores a new session. Ids come from a CSPRNG, so a collision is treated as a bug.
-    async fn create(&self, record: SessionRecord) -> StateResult<()>;
+    /// Stores a new session unless its subject already holds `limit` live sessions
+    /// (`Ok(false)`: nothing is stored). Sessions that ended or expired do not count, on any
+    /// node. Ids come from a CSPRNG, so a collision is treated as a bug.
+    async fn create(&self, record: SessionRecord, limit: usize) -> StateResult<bool>;
     /// Loads a live session and slides its inactivity TTL (one round trip).
     async fn get(&self, id: &SessionId) -> StateResult<Option<SessionRecord>>;
     /// Loads a live session without touching its TTL (background readers use this).
@@ -64,7 +66,8 @@ pub trait SessionStore: Send + Sync + 'static {
         id: &SessionId,
         change: &(dyn for<'r> Fn(&'r mut SessionRecord) + Send + Sync),
     ) -> StateResult<Option<SessionRecord>>;
-    /// Ends a session. Idempotent: false when it did not exist.
+    /// Ends a session (it stops counting against its subject's cap at once). Idempotent:
+    /// false when it did not exist.
     async fn delete(&self, id: &SessionId) -> StateResult<bool>;
     /// Removes sessions idle past their TTL and returns their ids so callers can release what
     /// hangs off them (streams, running calls). Backends with native TTLs may return nothing.

@@ -11,23 +11,37 @@ use super::memory::{EventLogLimits, MemoryBus, MemoryEventLog, MemorySessionStor
 use super::*;
 use crate::clock::{Clock, ManualClock, SystemClock};
 
-/// `advance(ms)` moves the store's notion of time forward: a manual clock for the memory store,
-/// real sleeping for Redis (whose TTLs run on its own clock). Steps are thirds of the TTL, so
-/// real time has slack on both sides.
-pub async fn session_store_contract<F, Fut>(
-    store: &dyn SessionStore,
-    now_ms: u64,
-    ttl_ms: u64,
-    advance: F,
-) where
+/// How a backend's expiry is observed. `advance(ms)` moves the store's notion of time forward:
+/// a manual clock for the memory store, real sleeping for Redis (whose TTLs run on its own
+/// clock). Every expiry check is a pair that can fail either way: present after idling
+/// `live_for`, absent after idling `gone_after`. On a manual clock they are the exact bounds
+/// (`ttl - 1`, `ttl`); in real time `live_for` leaves a wide margin below the TTL, since a
+/// loaded machine only makes real idling longer, and "absent" checks are always past the TTL.
+pub struct Expiry<F> {
+    pub ttl_ms: u64,
+    pub live_for: u64,
+    pub gone_after: u64,
+    pub advance: F,
+    /// The backend expires sessions itself (Redis): `purge_expired` finds none and `count` is
+    /// not tracked. Otherwise `purge_expired` must return exactly the expired sessions.
+    pub native: bool,
+}
+
+pub async fn session_store_contract<F, Fut>(store: &dyn SessionStore, now_ms: u64, t: Expiry<F>)
+where
     F: Fn(u64) -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
+    assert!(t.live_for < t.ttl_ms && t.gone_after >= t.ttl_ms);
+    assert!(
+        t.gone_after - t.live_for < t.ttl_ms,
+        "a renewed session is checked live"
+    );
     let rec = SessionRecord::new("alice", TransportKind::StreamableHttp, now_ms);
     let id = rec.id.clone();
-    store.create(rec.clone()).await.unwrap();
+    assert!(store.create(rec.clone(), 2).await.unwrap());
     assert!(
-        store.create(rec.clone()).await.is_err(),
+        store.create(rec.clone(), 2).await.is_err(),
         "ids never collide silently"
     );
     assert_eq!(store.get(&id).await.unwrap().unwrap().subject, "alice");
@@ -60,37 +74,98 @@ pub async fn session_store_contract<F, Fut>(
     assert_eq!(back.log_level, Some(LogLevel::Warning));
     assert_eq!(back.subscriptions.len(), 8, "{:?}", back.subscriptions);
 
-    // Sliding TTL: activity renews, idleness expires.
-    let third = ttl_ms / 3;
-    advance(2 * third).await;
+    // The per-subject cap: a full subject is refused and nothing is stored; other subjects
+    // are unaffected; an ended session stops counting at once.
+    let second = SessionRecord::new("alice", TransportKind::StreamableHttp, now_ms);
+    assert!(store.create(second.clone(), 2).await.unwrap());
+    let refused = SessionRecord::new("alice", TransportKind::StreamableHttp, now_ms);
+    assert!(
+        !store.create(refused.clone(), 2).await.unwrap(),
+        "alice is full"
+    );
+    assert!(
+        store.peek(&refused.id).await.unwrap().is_none(),
+        "a refusal stores nothing"
+    );
+    let bob = SessionRecord::new("bob", TransportKind::Stdio, now_ms);
+    assert!(
+        store.create(bob.clone(), 2).await.unwrap(),
+        "bob has his own cap"
+    );
+    assert!(store.delete(&second.id).await.unwrap());
+    let third = SessionRecord::new("alice", TransportKind::StreamableHttp, now_ms);
+    assert!(
+        store.create(third.clone(), 2).await.unwrap(),
+        "a deleted session frees its slot"
+    );
+    assert!(store.delete(&bob.id).await.unwrap());
+    assert!(
+        !store.delete(&bob.id).await.unwrap(),
+        "delete is idempotent"
+    );
+    assert!(store.get(&bob.id).await.unwrap().is_none());
+
+    // Sliding TTL: `id` is renewed, `third` idles.
+    (t.advance)(t.live_for).await;
     assert!(
         store.get(&id).await.unwrap().is_some(),
-        "get renews the TTL"
-    );
-    advance(2 * third).await;
-    assert!(
-        store.peek(&id).await.unwrap().is_some(),
-        "still inside the renewed TTL"
-    );
-    advance(2 * third).await;
-    assert!(
-        store.get(&id).await.unwrap().is_none(),
-        "expired after idling a whole TTL"
+        "live before its TTL"
     );
     assert!(
-        store.modify(&id, &|_| {}).await.unwrap().is_none(),
+        store.peek(&third.id).await.unwrap().is_some(),
+        "idle for less than the TTL: still live"
+    );
+    (t.advance)(t.gone_after - t.live_for).await;
+    assert!(
+        store.peek(&third.id).await.unwrap().is_none(),
+        "idle for the whole TTL: expired"
+    );
+    assert!(
+        store.modify(&third.id, &|_| {}).await.unwrap().is_none(),
         "an expired session cannot be changed"
     );
-    let purged = store.purge_expired().await.unwrap();
-    assert!(purged.is_empty() || purged == vec![id.clone()]);
-    assert!(matches!(store.count().await.unwrap(), None | Some(0)));
+    assert!(
+        store.peek(&id).await.unwrap().is_some(),
+        "get renewed the TTL (created a whole TTL ago, still live)"
+    );
+    (t.advance)(t.gone_after).await;
+    assert!(
+        store.peek(&id).await.unwrap().is_none(),
+        "renewed, then idle: expired"
+    );
+    assert!(
+        store.get(&id).await.unwrap().is_none(),
+        "get does not revive it"
+    );
 
-    let rec = SessionRecord::new("bob", TransportKind::Stdio, now_ms);
-    let id = rec.id.clone();
-    store.create(rec).await.unwrap();
-    assert!(store.delete(&id).await.unwrap());
-    assert!(!store.delete(&id).await.unwrap(), "delete is idempotent");
-    assert!(store.get(&id).await.unwrap().is_none());
+    let mut purged = store.purge_expired().await.unwrap();
+    purged.sort();
+    if t.native {
+        assert_eq!(
+            purged,
+            Vec::<SessionId>::new(),
+            "the backend expires by itself"
+        );
+        assert_eq!(store.count().await.unwrap(), None);
+    } else {
+        let mut expected = vec![id.clone(), third.id.clone()];
+        expected.sort();
+        assert_eq!(purged, expected, "exactly the expired sessions are purged");
+        assert_eq!(store.count().await.unwrap(), Some(0));
+        assert!(
+            store.purge_expired().await.unwrap().is_empty(),
+            "purged once"
+        );
+    }
+    // Expired sessions do not count against their subject, purged or not.
+    for _ in 0..2 {
+        let fresh = SessionRecord::new("alice", TransportKind::StreamableHttp, now_ms);
+        assert!(
+            store.create(fresh.clone(), 2).await.unwrap(),
+            "expired ones free slots"
+        );
+        assert!(store.delete(&fresh.id).await.unwrap());
+    }
 }
 
 pub async fn event_log_contract(log: &dyn EventLog) {
@@ -211,11 +286,17 @@ pub async fn bus_contract(bus: &dyn Bus) {
 async fn memory_session_store_meets_the_contract() {
     let clock = Arc::new(ManualClock::new(1_000_000));
     let store = MemorySessionStore::new(60_000, clock.clone());
-    let advance = |ms| {
-        clock.advance_ms(ms);
-        async {}
+    let expiry = Expiry {
+        ttl_ms: 60_000,
+        live_for: 59_999,
+        gone_after: 60_000,
+        advance: |ms| {
+            clock.advance_ms(ms);
+            async {}
+        },
+        native: false,
     };
-    session_store_contract(&store, clock.now_ms(), 60_000, advance).await;
+    session_store_contract(&store, clock.now_ms(), expiry).await;
 }
 
 #[tokio::test]
@@ -228,54 +309,107 @@ async fn memory_bus_meets_the_contract() {
     bus_contract(&MemoryBus::new()).await;
 }
 
+/// The limits `caps_contract` expects.
+pub const CAPS: EventLogLimits = EventLogLimits {
+    events_per_stream: 3,
+    streams_per_session: 2,
+    bytes_per_stream: 100,
+};
+
 #[tokio::test]
-async fn memory_event_log_caps_events_and_streams() {
-    let log = MemoryEventLog::new(EventLogLimits {
-        events_per_stream: 3,
-        streams_per_session: 2,
-    });
-    caps_contract(&log, 3, false).await;
+async fn memory_event_log_caps_events_bytes_and_streams() {
+    let log = MemoryEventLog::new(CAPS);
+    caps_contract(&log, true).await;
 }
 
-/// A log limited to `events` events per stream and 2 streams per session keeps the newest
-/// events and evicts finished streams first. `approximate`: the cap may be exceeded by a
-/// bounded amount (Redis `MAXLEN ~` trims whole nodes), but never grows without bound.
-pub async fn caps_contract(log: &dyn EventLog, events: usize, approximate: bool) {
+/// The events `key` buffers, oldest first: the first `expect` of them (read with a generous
+/// deadline), then whatever else arrives within a short wait. A slow backend can only make
+/// the extra wait see nothing, which fails the caller's comparison only if the cap leaked.
+async fn buffered(log: &dyn EventLog, key: &StreamKey, expect: usize) -> Vec<String> {
+    let mut sub = log
+        .subscribe(key, ReplayFrom::Start)
+        .await
+        .unwrap()
+        .unwrap();
+    let mut out = Vec::new();
+    for _ in 0..expect {
+        let ev = tokio::time::timeout(Duration::from_secs(10), sub.next()).await;
+        out.push(ev.unwrap().unwrap().data.to_string());
+    }
+    // The stream has no last event, so it follows live after its buffer: anything more that
+    // comes at once was buffered too.
+    while let Ok(Some(ev)) = tokio::time::timeout(Duration::from_millis(200), sub.next()).await {
+        out.push(ev.data.to_string());
+    }
+    out
+}
+
+/// A log with the `CAPS` limits keeps exactly the newest events within both the event cap
+/// and the byte cap (never dropping the newest event), and evicts finished streams first.
+/// `counts_bytes`: the backend reports its buffered bytes in `footprint` (memory).
+pub async fn caps_contract(log: &dyn EventLog, counts_bytes: bool) {
     let s = SessionId::random();
     let a = StreamKey::new(&s, "pa");
     log.open(&a).await.unwrap();
     for i in 0..1000 {
         log.append(&a, format!("{i}").into(), false).await.unwrap();
     }
-    let mut sub = log.subscribe(&a, ReplayFrom::Start).await.unwrap().unwrap();
-    let first = sub.next().await.unwrap();
-    let kept = 1000 - first.data.parse::<usize>().unwrap();
-    if approximate {
-        assert!(kept >= events && kept <= events + 200, "kept {kept} events");
-    } else {
-        assert_eq!(kept, events, "oldest events were dropped");
-        assert_eq!(log.footprint().1, events);
+    assert_eq!(
+        buffered(log, &a, 3).await,
+        ["997", "998", "999"],
+        "event cap, exactly"
+    );
+
+    // Byte cap (100 bytes; few events, so the event cap of 3 does not interfere).
+    let b = StreamKey::new(&s, "pb");
+    log.open(&b).await.unwrap();
+    let ev = |c: char, n: usize| -> Arc<str> { c.to_string().repeat(n).into() };
+    log.append(&b, ev('a', 60), false).await.unwrap();
+    log.append(&b, ev('b', 40), false).await.unwrap();
+    assert_eq!(
+        buffered(log, &b, 2).await.len(),
+        2,
+        "100 bytes: within the cap"
+    );
+    if counts_bytes {
+        assert_eq!(log.footprint().2, 9 + 100, "pa holds 9 bytes, pb 100");
+    }
+    log.append(&b, ev('c', 1), false).await.unwrap();
+    assert_eq!(
+        buffered(log, &b, 2).await,
+        [ev('b', 40).to_string(), "c".into()],
+        "101 bytes: the oldest event went"
+    );
+    // One event larger than the cap stays alone (a live reader must get it)...
+    log.append(&b, ev('d', 500), false).await.unwrap();
+    assert_eq!(buffered(log, &b, 1).await, [ev('d', 500).to_string()]);
+    // ...until the next event pushes it out.
+    log.append(&b, ev('e', 10), false).await.unwrap();
+    assert_eq!(buffered(log, &b, 1).await, [ev('e', 10).to_string()]);
+    if counts_bytes {
+        assert_eq!(log.footprint().2, 9 + 10);
     }
 
-    for (name, last) in [("pb", true), ("pc", false)] {
-        let k = StreamKey::new(&s, name);
-        log.open(&k).await.unwrap();
-        log.append(&k, "x".into(), last).await.unwrap();
-    }
+    // Streams: finish pb, open pc: the finished one is evicted first.
+    log.append(&b, "x".into(), true).await.unwrap();
+    let c = StreamKey::new(&s, "pc");
+    log.open(&c).await.unwrap();
+    log.append(&c, "x".into(), false).await.unwrap();
     assert!(
-        log.subscribe(&StreamKey::new(&s, "pb"), ReplayFrom::Start)
+        log.subscribe(&b, ReplayFrom::Start)
             .await
             .unwrap()
             .is_none(),
         "finished stream evicted first"
     );
-    for name in ["pa", "pc"] {
+    for key in [&a, &c] {
         assert!(
-            log.subscribe(&StreamKey::new(&s, name), ReplayFrom::Start)
+            log.subscribe(key, ReplayFrom::Start)
                 .await
                 .unwrap()
                 .is_some(),
-            "{name} kept"
+            "{} kept",
+            key.stream
         );
     }
     log.remove_session(&s).await.unwrap();
@@ -307,10 +441,26 @@ mod on_redis {
     #[tokio::test]
     async fn redis_session_store_meets_the_contract() {
         let server = RedisServer::start();
-        let b = backends(&server, 1500, EventLogLimits::default()).await;
-        let advance = |ms| tokio::time::sleep(Duration::from_millis(ms));
-        session_store_contract(&*b.sessions, SystemClock.now_ms(), 1500, advance).await;
-        assert_eq!(server.dbsize(), 0, "nothing left behind");
+        let ttl_ms = 3000;
+        let b = backends(&server, ttl_ms, EventLogLimits::default()).await;
+        let expiry = Expiry {
+            ttl_ms,
+            live_for: 1500,
+            gone_after: 3300,
+            advance: |ms| tokio::time::sleep(Duration::from_millis(ms)),
+            native: true,
+        };
+        session_store_contract(&*b.sessions, SystemClock.now_ms(), expiry).await;
+        // What is left (the owners' session indexes) expires by itself.
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while server.dbsize() > 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "keys without an end: {:?}",
+                server.command(&["KEYS", "*"])
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     #[tokio::test]
@@ -336,13 +486,10 @@ mod on_redis {
     }
 
     #[tokio::test]
-    async fn redis_event_log_caps_events_and_streams() {
+    async fn redis_event_log_caps_events_bytes_and_streams() {
         let server = RedisServer::start();
-        let limits = EventLogLimits {
-            events_per_stream: 3,
-            streams_per_session: 2,
-        };
-        let b = backends(&server, 60_000, limits).await;
-        caps_contract(&*b.events, 3, true).await;
+        let b = backends(&server, 60_000, CAPS).await;
+        caps_contract(&*b.events, false).await;
+        assert_eq!(server.dbsize(), 0, "nothing left behind");
     }
 }

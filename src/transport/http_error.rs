@@ -89,6 +89,21 @@ impl HttpError {
     }
 }
 
+/// A refused session is 429 (the caller holds too many: ending one lets it in again).
+impl From<crate::engine::OpenSessionError> for HttpError {
+    fn from(e: crate::engine::OpenSessionError) -> Self {
+        match e {
+            crate::engine::OpenSessionError::TooMany(error) => Self {
+                status: StatusCode::TOO_MANY_REQUESTS,
+                error,
+                id: None,
+                challenge: None,
+            },
+            crate::engine::OpenSessionError::State(e) => e.into(),
+        }
+    }
+}
+
 impl From<StateError> for HttpError {
     fn from(e: StateError) -> Self {
         tracing::error!(error = %e, "state backend failed");

@@ -57,12 +57,9 @@ pub async fn sse_get(
         return Err(not_acceptable("text/event-stream"));
     }
     let engine = &state.engine;
-    let session = SessionRecord::new(
-        &principal.subject,
-        TransportKind::LegacySse,
-        engine.backends.clock.now_ms(),
-    );
-    engine.backends.sessions.create(session.clone()).await?;
+    let session = engine
+        .open_session(&principal, TransportKind::LegacySse, None)
+        .await?;
     let guard = SessionGuard {
         engine: engine.clone(),
         session: session.id.clone(),

@@ -11,7 +11,7 @@ use tokio::task::JoinHandle;
 use tokio_util::codec::{FramedRead, LinesCodec, LinesCodecError};
 
 use crate::auth::Principal;
-use crate::engine::Engine;
+use crate::engine::{Engine, OpenSessionError};
 use crate::protocol::{Message, Request, Response, RpcError, jsonrpc};
 use crate::state::{SessionRecord, TransportKind};
 
@@ -124,15 +124,16 @@ async fn initialize(
         Ok(n) => n,
         Err(e) => return Response::err(Some(req.id.clone()), e),
     };
-    let mut record = SessionRecord::new(
-        &principal.subject,
-        TransportKind::Stdio,
-        engine.backends.clock.now_ms(),
-    );
-    n.apply(&mut record);
-    if let Err(e) = engine.backends.sessions.create(record.clone()).await {
-        return Response::err(Some(req.id.clone()), crate::engine::state_error(e));
-    }
+    let record = match engine
+        .open_session(principal, TransportKind::Stdio, Some(&n))
+        .await
+    {
+        Ok(r) => r,
+        Err(OpenSessionError::TooMany(e)) => return Response::err(Some(req.id.clone()), e),
+        Err(OpenSessionError::State(e)) => {
+            return Response::err(Some(req.id.clone()), crate::engine::state_error(e));
+        }
+    };
     // Server-initiated notifications (list changes, resource updates) go straight to stdout.
     match engine.session_notifications(record.id.clone()).await {
         Ok(mut notes) => {

@@ -19,6 +19,17 @@ pub struct EventLogLimits {
     pub events_per_stream: usize,
     /// Streams kept per session; the oldest finished stream goes first.
     pub streams_per_session: usize,
+    /// Bytes of event data kept per stream; the oldest events go first, but the newest event
+    /// is always kept (a live reader must get it), so a stream holds at most this plus one
+    /// event.
+    pub bytes_per_stream: usize,
+}
+
+impl EventLogLimits {
+    /// Whether a stream of `events` events and `bytes` bytes must drop its oldest event.
+    pub fn over(&self, events: usize, bytes: usize) -> bool {
+        events > 1 && (events > self.events_per_stream || bytes > self.bytes_per_stream)
+    }
 }
 
 impl Default for EventLogLimits {
@@ -26,6 +37,7 @@ impl Default for EventLogLimits {
         Self {
             events_per_stream: 1000,
             streams_per_session: 32,
+            bytes_per_stream: 256 * 1024,
         }
     }
 }
@@ -141,10 +153,11 @@ impl EventLog for MemoryEventLog {
             buf.next_seq += 1;
             buf.bytes += data.len();
             buf.events.push_back(Event { seq, data, last });
-            while buf.events.len() > self.limits.events_per_stream {
-                if let Some(old) = buf.events.pop_front() {
-                    buf.bytes -= old.data.len();
-                }
+            while self.limits.over(buf.events.len(), buf.bytes) {
+                let Some(old) = buf.events.pop_front() else {
+                    break;
+                };
+                buf.bytes -= old.data.len();
             }
             if last {
                 buf.finished = true;

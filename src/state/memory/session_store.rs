@@ -1,6 +1,7 @@
-//! Sessions in a mutex-guarded map with a sliding inactivity TTL read from the `Clock`.
+//! Sessions in a mutex-guarded map with a sliding inactivity TTL read from the `Clock`, and an
+//! index by subject so the per-user session cap costs no scan of every session.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -11,8 +12,28 @@ use crate::state::{
     SessionId, SessionRecord, SessionStore, StateError, StateErrorKind, StateResult,
 };
 
+#[derive(Default)]
+struct Sessions {
+    by_id: HashMap<SessionId, SessionRecord>,
+    /// The ids each subject holds (live or expired but not yet purged), for the cap.
+    by_subject: HashMap<String, HashSet<SessionId>>,
+}
+
+impl Sessions {
+    fn remove(&mut self, id: &SessionId) -> Option<SessionRecord> {
+        let record = self.by_id.remove(id)?;
+        if let Some(ids) = self.by_subject.get_mut(&record.subject) {
+            ids.remove(id);
+            if ids.is_empty() {
+                self.by_subject.remove(&record.subject);
+            }
+        }
+        Some(record)
+    }
+}
+
 pub struct MemorySessionStore {
-    sessions: Mutex<HashMap<SessionId, SessionRecord>>,
+    sessions: Mutex<Sessions>,
     /// Inactivity after which a session is gone (sliding: every `get` renews it).
     ttl_ms: u64,
     clock: Arc<dyn Clock>,
@@ -21,7 +42,7 @@ pub struct MemorySessionStore {
 impl MemorySessionStore {
     pub fn new(ttl_ms: u64, clock: Arc<dyn Clock>) -> Self {
         Self {
-            sessions: Mutex::new(HashMap::new()),
+            sessions: Mutex::new(Sessions::default()),
             ttl_ms,
             clock,
         }
@@ -34,23 +55,48 @@ impl MemorySessionStore {
 
 #[async_trait]
 impl SessionStore for MemorySessionStore {
-    async fn create(&self, record: SessionRecord) -> StateResult<()> {
-        match self.sessions.lock().entry(record.id.clone()) {
-            std::collections::hash_map::Entry::Occupied(_) => Err(StateError {
+    async fn create(&self, record: SessionRecord, limit: usize) -> StateResult<bool> {
+        let now = self.clock.now_ms();
+        let mut sessions = self.sessions.lock();
+        if sessions.by_id.contains_key(&record.id) {
+            return Err(StateError {
                 kind: StateErrorKind::Internal,
                 cause: format!("session id {} already exists", record.id),
-            }),
-            std::collections::hash_map::Entry::Vacant(slot) => {
-                slot.insert(record);
-                Ok(())
+            });
+        }
+        let held = sessions
+            .by_subject
+            .get(&record.subject)
+            .map_or(0, HashSet::len);
+        if held >= limit {
+            // Expired sessions the reaper has not swept yet do not count against the owner.
+            // They stay until it does: the reaper releases what hangs off them.
+            let live = sessions.by_subject[&record.subject]
+                .iter()
+                .filter(|id| {
+                    sessions
+                        .by_id
+                        .get(*id)
+                        .is_some_and(|r| self.is_live(r, now))
+                })
+                .count();
+            if live >= limit {
+                return Ok(false);
             }
         }
+        sessions
+            .by_subject
+            .entry(record.subject.clone())
+            .or_default()
+            .insert(record.id.clone());
+        sessions.by_id.insert(record.id.clone(), record);
+        Ok(true)
     }
 
     async fn get(&self, id: &SessionId) -> StateResult<Option<SessionRecord>> {
         let now = self.clock.now_ms();
         let mut sessions = self.sessions.lock();
-        match sessions.get_mut(id) {
+        match sessions.by_id.get_mut(id) {
             Some(rec) if self.is_live(rec, now) => {
                 rec.last_active_ms = now;
                 Ok(Some(rec.clone()))
@@ -64,6 +110,7 @@ impl SessionStore for MemorySessionStore {
         Ok(self
             .sessions
             .lock()
+            .by_id
             .get(id)
             .filter(|r| self.is_live(r, now))
             .cloned())
@@ -76,7 +123,7 @@ impl SessionStore for MemorySessionStore {
     ) -> StateResult<Option<SessionRecord>> {
         let now = self.clock.now_ms();
         let mut sessions = self.sessions.lock();
-        match sessions.get_mut(id) {
+        match sessions.by_id.get_mut(id) {
             Some(rec) if self.is_live(rec, now) => {
                 change(rec);
                 rec.last_active_ms = now;
@@ -94,6 +141,7 @@ impl SessionStore for MemorySessionStore {
         let now = self.clock.now_ms();
         let mut sessions = self.sessions.lock();
         let expired: Vec<SessionId> = sessions
+            .by_id
             .values()
             .filter(|r| !self.is_live(r, now))
             .map(|r| r.id.clone())
@@ -101,9 +149,10 @@ impl SessionStore for MemorySessionStore {
         for id in &expired {
             sessions.remove(id);
         }
-        if sessions.capacity() > 64 && sessions.len() < sessions.capacity() / 4 {
+        if sessions.by_id.capacity() > 64 && sessions.by_id.len() < sessions.by_id.capacity() / 4 {
             // Give memory back after a burst of sessions ends.
-            sessions.shrink_to_fit();
+            sessions.by_id.shrink_to_fit();
+            sessions.by_subject.shrink_to_fit();
         }
         Ok(expired)
     }
@@ -113,6 +162,6 @@ impl SessionStore for MemorySessionStore {
     }
 
     async fn count(&self) -> StateResult<Option<usize>> {
-        Ok(Some(self.sessions.lock().len()))
+        Ok(Some(self.sessions.lock().by_id.len()))
     }
 }

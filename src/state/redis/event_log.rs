@@ -1,5 +1,5 @@
-//! Replay buffers as Redis Streams, one per SSE stream of a session, capped and expiring with
-//! the session. A Redis entry id `<ms>-<n>` is the event's sequence number `ms << 16 | n`, so
+//! Replay buffers as Redis Streams, one per SSE stream of a session, capped (events and bytes,
+//! exactly: `redis/scripts/append_event.lua`) and expiring with the session. A Redis entry id `<ms>-<n>` is the event's sequence number `ms << 16 | n`, so
 //! `Last-Event-ID` resumes on any node and ids keep increasing even if a buffer expires and is
 //! recreated. Live readers follow the session's pub/sub channel; after a reconnect they re-read
 //! the stream from their cursor, so nothing that reached the buffer is missed.
@@ -84,6 +84,7 @@ impl EventLog for RedisEventLog {
         let mut call = OPEN.prepare_invoke();
         call.key(self.keys.stream_index(&key.session))
             .key(self.keys.stream(key))
+            .key(self.keys.stream_bytes(&key.session))
             .arg(&key.stream)
             .arg(self.ttl_ms)
             .arg(self.limits.streams_per_session.max(1))
@@ -105,13 +106,15 @@ impl EventLog for RedisEventLog {
         call.key(self.keys.stream_index(&key.session))
             .key(self.keys.stream(key))
             .key(self.keys.session(&key.session))
+            .key(self.keys.stream_bytes(&key.session))
             .arg(&key.stream)
             .arg(&*data)
             .arg(if last { "1" } else { "0" })
             .arg(self.ttl_ms)
             .arg(self.limits.events_per_stream.max(1))
             .arg(self.keys.events_channel(&key.session))
-            .arg(if lives_with_session { "1" } else { "0" });
+            .arg(if lives_with_session { "1" } else { "0" })
+            .arg(self.limits.bytes_per_stream.max(1));
         let id: Option<String> = self.redis.script(call).await?;
         id.map(|id| seq_of(&id)).transpose()
     }
@@ -178,6 +181,7 @@ impl EventLog for RedisEventLog {
     async fn remove_session(&self, session: &SessionId) -> StateResult<()> {
         let mut call = REMOVE.prepare_invoke();
         call.key(self.keys.stream_index(session))
+            .key(self.keys.stream_bytes(session))
             .arg(self.keys.stream_prefix(session))
             .arg(self.keys.events_channel(session));
         let _removed: i64 = self.redis.script(call).await?;

@@ -21,6 +21,22 @@ impl Keys {
         format!("{}:s:{{{}}}", self.prefix, id)
     }
 
+    /// The sessions one owner (token subject) holds, for the per-user cap (zset: session id ->
+    /// creation ms). Subjects are free text, so the key names a digest of it; the hash tag is
+    /// the owner's, not a session's.
+    pub fn user_sessions(&self, subject: &str) -> String {
+        use sha2::{Digest, Sha256};
+        let digest = Sha256::digest(subject.as_bytes());
+        let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+        format!("{}:u:{{{hex}}}", self.prefix)
+    }
+
+    /// Bytes of event data buffered per replay stream of a session (hash: stream name ->
+    /// bytes), for the byte cap of the replay buffers.
+    pub fn stream_bytes(&self, id: &SessionId) -> String {
+        format!("{}:b:{{{}}}", self.prefix, id)
+    }
+
     /// The index of a session's replay streams (zset: name -> eviction order).
     pub fn stream_index(&self, id: &SessionId) -> String {
         format!("{}:e:{{{}}}", self.prefix, id)

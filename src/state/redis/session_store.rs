@@ -1,6 +1,11 @@
 //! Sessions as strings `<revision>\n<record JSON>` with a native sliding TTL: `GETEX PX`
 //! loads and renews in one command, so serving a request on a live session costs one round
 //! trip. Changes are compare-and-set on the revision (`redis/scripts/update_session.lua`).
+//!
+//! The per-user cap keeps an index per owner (`Keys::user_sessions`, a zset of session ids):
+//! adding to it is atomic against the cap (`redis/scripts/add_user_session.lua`), and members
+//! whose session ended or expired are pruned only when the owner is at the cap, so creating a
+//! session costs two round trips and serving one still costs one.
 
 use std::sync::{Arc, LazyLock};
 
@@ -16,6 +21,13 @@ use crate::state::{
 
 static UPDATE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("../../../redis/scripts/update_session.lua")));
+static ADD_TO_OWNER: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("../../../redis/scripts/add_user_session.lua")));
+
+/// How old an index member must be before pruning may drop it for having no session: a
+/// session is indexed a moment before its record is written, and a concurrent prune in that
+/// moment must not forget it (or the owner could slip past the cap).
+const PRUNE_GRACE_MS: u64 = 10_000;
 
 /// Attempts of one `modify` before giving up on a session that keeps changing under it.
 const MODIFY_ATTEMPTS: usize = 16;
@@ -53,6 +65,68 @@ impl RedisSessionStore {
         Ok(Some((revision.to_string(), record)))
     }
 
+    /// Adds `record` to its owner's index unless the owner holds `limit` sessions there.
+    async fn add_to_owner(
+        &self,
+        index: &str,
+        record: &SessionRecord,
+        limit: usize,
+    ) -> StateResult<bool> {
+        let mut call = ADD_TO_OWNER.prepare_invoke();
+        call.key(index)
+            .arg(record.id.as_str())
+            .arg(limit)
+            .arg(record.created_ms)
+            .arg(self.ttl_ms);
+        Ok(self.redis.script::<i64>(call).await? == 1)
+    }
+
+    /// Drops the members of an owner's index whose session no longer exists (ended on a node
+    /// that could not reach the index, or expired). One `EXISTS` per member, sent together;
+    /// at most the cap's worth, and only when the owner is at the cap.
+    async fn prune_owner(&self, index: &str) -> StateResult<()> {
+        let members: Vec<(String, u64)> = self
+            .redis
+            .query(
+                redis::cmd("ZRANGE")
+                    .arg(index)
+                    .arg(0)
+                    .arg(-1)
+                    .arg("WITHSCORES"),
+            )
+            .await?;
+        let settled = self
+            .clock
+            .now_ms()
+            .saturating_sub(PRUNE_GRACE_MS.min(self.ttl_ms));
+        let candidates: Vec<SessionId> = members
+            .into_iter()
+            .filter(|(_, created)| *created <= settled)
+            .filter_map(|(id, _)| SessionId::parse(&id))
+            .collect();
+        let checks = candidates.iter().map(|id| {
+            let key = self.keys.session(id);
+            async move {
+                let exists: bool = self.redis.query(redis::cmd("EXISTS").arg(key)).await?;
+                Ok::<_, StateError>((id, exists))
+            }
+        });
+        let mut gone = redis::cmd("ZREM");
+        gone.arg(index);
+        let mut any = false;
+        for checked in futures::future::join_all(checks).await {
+            let (id, exists) = checked?;
+            if !exists {
+                gone.arg(id.as_str());
+                any = true;
+            }
+        }
+        if any {
+            let _: i64 = self.redis.query(&gone).await?;
+        }
+        Ok(())
+    }
+
     fn encode(revision: u64, record: &SessionRecord) -> StateResult<String> {
         let json = serde_json::to_string(record).map_err(|e| StateError {
             kind: StateErrorKind::Internal,
@@ -64,7 +138,14 @@ impl RedisSessionStore {
 
 #[async_trait]
 impl SessionStore for RedisSessionStore {
-    async fn create(&self, record: SessionRecord) -> StateResult<()> {
+    async fn create(&self, record: SessionRecord, limit: usize) -> StateResult<bool> {
+        let index = self.keys.user_sessions(&record.subject);
+        if !self.add_to_owner(&index, &record, limit).await? {
+            self.prune_owner(&index).await?;
+            if !self.add_to_owner(&index, &record, limit).await? {
+                return Ok(false);
+            }
+        }
         let mut cmd = redis::cmd("SET");
         cmd.arg(self.keys.session(&record.id))
             .arg(Self::encode(0, &record)?)
@@ -73,7 +154,7 @@ impl SessionStore for RedisSessionStore {
             .arg("NX");
         let stored: Option<String> = self.redis.query(&cmd).await?;
         match stored {
-            Some(_) => Ok(()),
+            Some(_) => Ok(true),
             None => Err(StateError {
                 kind: StateErrorKind::Internal,
                 cause: format!("session id {} already exists", record.id),
@@ -127,10 +208,21 @@ impl SessionStore for RedisSessionStore {
     }
 
     async fn delete(&self, id: &SessionId) -> StateResult<bool> {
-        let removed: u64 = self
-            .redis
-            .query(redis::cmd("DEL").arg(self.keys.session(id)))
-            .await?;
+        // Read the owner first so the session stops counting against its cap right away.
+        let key = self.keys.session(id);
+        let raw = self.redis.query(redis::cmd("GET").arg(&key)).await?;
+        let owner = self.decode(raw).ok().flatten().map(|(_, r)| r.subject);
+        let removed: u64 = self.redis.query(redis::cmd("DEL").arg(&key)).await?;
+        if let Some(subject) = owner {
+            let _: i64 = self
+                .redis
+                .query(
+                    redis::cmd("ZREM")
+                        .arg(self.keys.user_sessions(&subject))
+                        .arg(id.as_str()),
+                )
+                .await?;
+        }
         Ok(removed > 0)
     }
 

@@ -12,7 +12,7 @@ use crate::auth::Principal;
 use crate::auth::http::guard::check_tool_scopes;
 use crate::protocol::jsonrpc::{self, Incoming};
 use crate::protocol::{Message, Request, Response as RpcResponse};
-use crate::state::{SessionRecord, TransportKind};
+use crate::state::TransportKind;
 use crate::transport::HttpState;
 use crate::transport::http::{
     SESSION_HEADER, accepted, accepts, check_version_header, header_str, json_response,
@@ -128,13 +128,13 @@ async fn initialize(
             ));
         }
     };
-    let mut session = SessionRecord::new(
-        &principal.subject,
-        TransportKind::StreamableHttp,
-        engine.backends.clock.now_ms(),
-    );
-    negotiated.apply(&mut session);
-    engine.backends.sessions.create(session.clone()).await?;
+    let session = engine
+        .open_session(principal, TransportKind::StreamableHttp, Some(&negotiated))
+        .await
+        .map_err(|e| HttpError {
+            id: Some(req.id.clone()),
+            ..HttpError::from(e)
+        })?;
     tracing::debug!(session = %session.id, version = %negotiated.version, "session created");
     let answer = RpcResponse::ok(req.id.clone(), negotiated.result).to_value();
     Ok(json_response(&answer, Some(&session.id)))
