@@ -12,7 +12,6 @@ mod auth_cli;
 mod auth_cluster;
 mod cluster;
 mod errors;
-mod failover;
 mod faults;
 mod features;
 mod legacy_sse;

@@ -48,12 +48,6 @@ impl SharedRedis {
         Self::cluster_of(3, 0)
     }
 
-    /// Three masters and a replica of each; a master is declared failed after a second of
-    /// silence and its replica promoted.
-    pub fn cluster_with_replicas() -> Self {
-        Self::cluster_of(6, 1)
-    }
-
     fn cluster_of(count: usize, replicas: usize) -> Self {
         let servers: Vec<RedisServer> = (0..count)
             .map(|_| {
