@@ -68,6 +68,11 @@ async fn run() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
     let local = listener.local_addr()?;
+    if config.any_host_sets_the_issuer() {
+        tracing::warn!(
+            "ALLOWED_HOSTS is * and PUBLIC_URL is unset: any Host header is accepted and becomes the base of the URLs this server hands out; set PUBLIC_URL"
+        );
+    }
     if !config.host.is_loopback() && config.allowed_hosts.is_empty() {
         tracing::warn!(
             "listening on a non-loopback address: set ALLOWED_HOSTS to the names clients use"
