@@ -242,3 +242,35 @@ async fn an_sse_stream_outlives_the_idle_timeout() {
     .expect("the GET stream is still open");
     assert_eq!(note["method"], "notifications/tools/list_changed");
 }
+
+#[tokio::test]
+async fn shutdown_closes_open_sse_streams_after_the_grace_period() {
+    let mut c = integration_config();
+    c.http_limits.shutdown_grace_secs = 1;
+    c.sse_keepalive_secs = 600;
+    let engine = mcp_daemon::app::build_engine(&c, std::sync::Arc::new(SystemClock))
+        .await
+        .unwrap();
+    let state = mcp_daemon::app::http_state(&c, engine).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let client = crate::harness::McpHttp::new(format!("http://{}", listener.local_addr().unwrap()));
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(mcp_daemon::app::serve(listener, state, async move {
+        let _ = rx.await;
+    }));
+    let sid = client.initialize("2025-06-18", json!({})).await;
+    let mut stream = SseReader::new(client.get_stream(&sid, None).await);
+    tx.send(()).unwrap();
+    // The stream would never end by itself; the grace period ends it, and serve returns.
+    let done = tokio::time::timeout(DEADLINE, server).await;
+    assert!(
+        done.is_ok(),
+        "serve still running {DEADLINE:?} after shutdown"
+    );
+    done.unwrap().unwrap().unwrap();
+    let ended = tokio::time::timeout(DEADLINE, async {
+        while stream.next_message(DEADLINE).await.is_some() {}
+    })
+    .await;
+    assert!(ended.is_ok(), "the SSE stream is still open");
+}
