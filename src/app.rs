@@ -7,12 +7,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{Path, Request, State};
+use axum::extract::{DefaultBodyLimit, Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::serve::ListenerExt;
 use axum::{Extension, Json};
 use serde_json::json;
 use tokio::net::TcpListener;
@@ -31,6 +30,7 @@ use crate::state::memory::{
 use crate::state::redis::RedisSettings;
 use crate::transport::http::valid_endpoint_id;
 use crate::transport::http_error::HttpError;
+use crate::transport::server::{self, ServerLimits};
 use crate::transport::{HttpSettings, HttpState, legacy_sse, plain_http, streamable_http};
 
 #[derive(Debug, thiserror::Error)]
@@ -128,6 +128,8 @@ pub fn http_state(config: &Config, engine: Arc<Engine>) -> Result<HttpState, Bui
     if !config.host.is_unspecified() && !config.host.is_loopback() {
         hosts.push(config.host.to_string());
     }
+    let mut origins = config.allowed_origins.clone();
+    origins.extend(config.canonical_public_url());
     Ok(HttpState {
         engine,
         settings: Arc::new(HttpSettings {
@@ -135,7 +137,8 @@ pub fn http_state(config: &Config, engine: Arc<Engine>) -> Result<HttpState, Bui
             max_json_depth: config.max_json_depth,
             sse_keepalive: Duration::from_secs(config.sse_keepalive_secs),
             sse_retry_ms: config.sse_retry_ms,
-            origin_policy: OriginPolicy::new(&hosts, &config.allowed_origins),
+            origin_policy: OriginPolicy::new(&hosts, &origins),
+            server: ServerLimits::from_config(&config.http_limits),
         }),
         auth,
     })
@@ -175,6 +178,10 @@ pub fn router(state: HttpState) -> Router {
         .route("/{endpoint_id}/http", post(plain_http::http_post))
         .route("/health", get(health))
         .merge(crate::auth::http::routes())
+        // Every extractor-read body (the OAuth and sign-in forms) gets MAX_BODY_BYTES instead of
+        // axum's 2 MiB; the MCP transports read theirs with the same limit, and registration
+        // keeps its own smaller one.
+        .layer(DefaultBodyLimit::max(state.settings.max_body_bytes))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             crate::auth::http::guard::authenticate,
@@ -197,6 +204,12 @@ async fn guard(State(state): State<HttpState>, req: Request, next: Next) -> Resp
     if let Err(why) = state.settings.origin_policy.check(host, origin.as_deref()) {
         tracing::warn!(reason = %why, "request refused");
         return HttpError::forbidden(why).into_response();
+    }
+    if let Some(name) = duplicated_mcp_header(headers) {
+        return HttpError::bad_request(format!(
+            "the {name} header appears more than once; send it once"
+        ))
+        .into_response();
     }
     let first_segment = req
         .uri()
@@ -241,6 +254,16 @@ async fn guard(State(state): State<HttpState>, req: Request, next: Next) -> Resp
     let mut resp = next.run(req).await;
     cors(resp.headers_mut(), origin.as_deref(), None);
     resp
+}
+
+/// The first `Mcp-*` (or `Last-Event-ID`) header sent more than once. Handlers read the first
+/// value and a proxy may read the last: two readers must not disagree on a session or method.
+fn duplicated_mcp_header(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .keys()
+        .map(|k| k.as_str())
+        .filter(|k| k.starts_with("mcp-") || *k == "last-event-id")
+        .find(|k| headers.get_all(*k).iter().nth(1).is_some())
 }
 
 /// Request headers a browser client may send: the MCP and auth headers, plus any
@@ -308,9 +331,13 @@ async fn sse_endpoint(
 }
 
 /// Liveness and readiness: 503 when the session store cannot be reached, so a load balancer
-/// stops sending traffic a node could only refuse.
-async fn health(State(state): State<HttpState>) -> Result<Response, HttpError> {
+/// stops sending traffic a node could only refuse. Public, so it says nothing else; with the
+/// admin static token or an admin's bearer token it adds the version and the footprint.
+async fn health(State(state): State<HttpState>, headers: HeaderMap) -> Result<Response, HttpError> {
     state.engine.backends.sessions.ping().await?;
+    if !crate::auth::http::guard::is_admin_bearer(&state, &headers).await {
+        return Ok(Json(json!({"status": "ok"})).into_response());
+    }
     let footprint = state.engine.footprint().await?;
     Ok(
         Json(json!({"status": "ok", "version": env!("CARGO_PKG_VERSION"), "footprint": footprint}))
@@ -333,21 +360,13 @@ pub fn spawn_reaper(engine: Arc<Engine>, interval: Duration) -> tokio::task::Joi
     })
 }
 
-/// Serves HTTP on `listener` until `shutdown` resolves.
+/// Serves HTTP on `listener` until `shutdown` resolves, with the connection limits and
+/// deadlines of `state`'s settings (see `transport::server`).
 pub async fn serve(
     listener: TcpListener,
     state: HttpState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    // Without TCP_NODELAY every small response waits for the peer's delayed ACK (~40 ms).
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "could not set TCP_NODELAY");
-        }
-    });
-    // The peer address is what per-source throttles (sign-in, token, registration) count.
-    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    let limits = state.settings.server.clone();
+    server::serve(listener, router(state), limits, shutdown).await
 }

@@ -68,42 +68,21 @@ async fn run() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
     let local = listener.local_addr()?;
+    if config.any_host_sets_the_issuer() {
+        tracing::warn!(
+            "ALLOWED_HOSTS is * and PUBLIC_URL is unset: any Host header is accepted and becomes the base of the URLs this server hands out; set PUBLIC_URL"
+        );
+    }
     if !config.host.is_loopback() && config.allowed_hosts.is_empty() {
         tracing::warn!(
             "listening on a non-loopback address: set ALLOWED_HOSTS to the names clients use"
         );
     }
     tracing::info!(%local, "mcp-daemon listening on http://{local}/mcp (also /sse, /http, /health)");
-    serve_until_terminated(listener, state, config.shutdown_grace()).await
-}
-
-/// Serves until SIGTERM or Ctrl-C, then stops accepting and gives open connections `grace` to
-/// finish (calls in flight complete; open streams hold the server only until then), so a
-/// stopped node always exits within a bounded time.
-async fn serve_until_terminated(
-    listener: tokio::net::TcpListener,
-    state: mcp_daemon::transport::HttpState,
-    grace: std::time::Duration,
-) -> anyhow::Result<()> {
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let mut server = tokio::spawn(app::serve(listener, state, async {
-        let _ = stopped.await;
-    }));
-    tokio::select! {
-        ended = &mut server => return Ok(ended??),
-        () = shutdown_signal() => {}
-    }
-    let _ = stop.send(());
-    match tokio::time::timeout(grace, server).await {
-        Ok(ended) => Ok(ended??),
-        Err(_) => {
-            tracing::warn!(
-                grace_secs = grace.as_secs(),
-                "connections were still open at the end of the shutdown grace period; exiting"
-            );
-            Ok(())
-        }
-    }
+    // On SIGTERM the server stops accepting, lets requests in progress finish for
+    // SHUTDOWN_GRACE_SECS and then closes what is left (open streams), so it exits in bounded time.
+    app::serve(listener, state, shutdown_signal()).await?;
+    Ok(())
 }
 
 /// Prints the effective configuration and catalog; fails (exit 1) when either is invalid.

@@ -89,11 +89,6 @@ pub struct Config {
     #[arg(long, env = "SESSION_TTL_SECS", default_value_t = 3600)]
     pub session_ttl_secs: u64,
 
-    /// Seconds a node stopping on SIGTERM gives open connections to finish (calls in flight
-    /// complete, open streams are cut at the end), so it always exits within this bound.
-    #[arg(long, env = "SHUTDOWN_GRACE_SECS", default_value_t = 10)]
-    pub shutdown_grace_secs: u64,
-
     /// How often expired sessions are swept, in seconds.
     #[arg(long, env = "SESSION_REAP_INTERVAL_SECS", default_value_t = 30)]
     pub session_reap_interval_secs: u64,
@@ -432,6 +427,15 @@ impl Config {
         if provider == AuthProvider::None {
             return Ok(());
         }
+        if self.any_host_sets_the_issuer() {
+            // The issuer and the audience of tokens come from the Host header without
+            // PUBLIC_URL: with any Host accepted, a client could have tokens minted for a name
+            // it picked.
+            return Err(ConfigError::Invalid(
+                "ALLOWED_HOSTS",
+                "is `*` while PUBLIC_URL is unset: the Host header would set the OAuth issuer; set PUBLIC_URL to the URL clients use, or list the host names in ALLOWED_HOSTS".into(),
+            ));
+        }
         if self.jwt_secret_key.as_ref().is_some_and(|k| k.len() < 32)
             || self.jwt_previous_keys.iter().any(|k| k.len() < 32)
         {
@@ -509,6 +513,13 @@ impl Config {
         Ok(())
     }
 
+    /// `ALLOWED_HOSTS=*` without `PUBLIC_URL`: any Host header is accepted and becomes the
+    /// base URL of what the server tells clients (refused with authentication on, a warning
+    /// without).
+    pub fn any_host_sets_the_issuer(&self) -> bool {
+        self.public_url.is_none() && self.allowed_hosts.iter().any(|h| h.trim() == "*")
+    }
+
     /// The identity source in effect: as set, else `none` on loopback and `local` beyond.
     pub fn auth(&self) -> AuthProvider {
         match self.auth_provider {
@@ -559,10 +570,6 @@ impl Config {
         c.port = 0;
         c.log_level = "warn".into();
         c
-    }
-
-    pub fn shutdown_grace(&self) -> Duration {
-        Duration::from_secs(self.shutdown_grace_secs)
     }
 
     pub fn session_ttl(&self) -> Duration {
@@ -733,6 +740,38 @@ mod tests {
             read > 40,
             "the real command line reads its variables ({read})"
         );
+    }
+
+    #[test]
+    fn any_host_without_public_url_is_refused_with_auth_on() {
+        let c = Config::from_flags([
+            "mcp-daemon",
+            "--auth-provider",
+            "local",
+            "--allowed-hosts",
+            "*",
+        ]);
+        let err = c.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("ALLOWED_HOSTS") && err.contains("PUBLIC_URL"),
+            "{err}"
+        );
+        let with_url = Config::from_flags([
+            "mcp-daemon",
+            "--auth-provider",
+            "local",
+            "--allowed-hosts",
+            "*",
+            "--public-url",
+            "https://mcp.example.com",
+        ]);
+        assert!(with_url.validate().is_ok());
+        let no_auth = Config::from_flags(["mcp-daemon", "--allowed-hosts", "*"]);
+        assert!(
+            no_auth.validate().is_ok(),
+            "auth off: a warning at start-up"
+        );
+        assert!(no_auth.any_host_sets_the_issuer());
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! JSON-RPC 2.0 envelopes: parsing raw bytes into requests, notifications and responses, and
 //! serialising responses. Bounded: nesting depth is checked before serde sees the bytes.
+//! Strict: an object with the same key twice is a parse error, since two readers (serde keeps
+//! the last, others the first) could disagree on what was asked.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -164,8 +166,9 @@ pub enum Incoming {
 /// (-32700); a JSON value that is not a JSON-RPC message fails with -32600.
 pub fn parse(bytes: &[u8], max_depth: usize) -> Result<Incoming, Response> {
     check_depth(bytes, max_depth).map_err(|e| Response::err(None, e))?;
-    let value: Value = serde_json::from_slice(bytes)
-        .map_err(|e| Response::err(None, RpcError::parse(format!("Parse error: {e}"))))?;
+    let value = serde_json::from_slice::<Strict>(bytes)
+        .map_err(|e| Response::err(None, RpcError::parse(format!("Parse error: {e}"))))?
+        .0;
     match value {
         Value::Array(items) => {
             if items.is_empty() {
@@ -284,6 +287,79 @@ fn classify(value: Value) -> Result<Message, Response> {
     ))
 }
 
+/// A JSON value whose objects have no key twice. serde_json's own `Value` keeps the last of
+/// duplicate keys silently; this builds the same `Value` in one pass and refuses them, at the
+/// cost of nothing more than the insert it does anyway.
+struct Strict(Value);
+
+impl<'de> serde::Deserialize<'de> for Strict {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(StrictVisitor).map(Strict)
+    }
+}
+
+struct StrictVisitor;
+
+impl<'de> serde::de::Visitor<'de> for StrictVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::Number(v.into()))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::Number(v.into()))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        serde::Deserialize::deserialize(d).map(|Strict(v)| v)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+        while let Some(Strict(v)) = seq.next_element()? {
+            items.push(v);
+        }
+        Ok(Value::Array(items))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut obj = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            match obj.entry(key) {
+                serde_json::map::Entry::Occupied(o) => {
+                    return Err(serde::de::Error::custom(format!(
+                        "duplicate key {:?}",
+                        o.key()
+                    )));
+                }
+                serde_json::map::Entry::Vacant(v) => {
+                    let Strict(value) = map.next_value()?;
+                    v.insert(value);
+                }
+            }
+        }
+        Ok(Value::Object(obj))
+    }
+}
+
 /// Rejects input nested deeper than `max_depth` without building it: a cheap byte scan that
 /// skips string contents, so a hostile `[[[[...` never reaches the recursive parser.
 fn check_depth(bytes: &[u8], max_depth: usize) -> Result<(), RpcError> {
@@ -390,6 +466,32 @@ mod tests {
         assert!(items[0].is_ok());
         assert!(items[1].is_err());
         assert!(parse(b"[]", 64).is_err());
+    }
+
+    #[test]
+    fn duplicate_keys_are_a_parse_error_at_any_depth() {
+        for body in [
+            r#"{"jsonrpc":"2.0","id":1,"method":"a","method":"b"}"#,
+            r#"{"jsonrpc":"2.0","id":1,"id":2,"method":"ping"}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x","arguments":{"a":1,"a":2}}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"ping","\u006dethod":"tools/call"}"#,
+            r#"[{"jsonrpc":"2.0","id":1,"method":"ping"},{"jsonrpc":"2.0","id":2,"method":"a","method":"b"}]"#,
+        ] {
+            let e = parse(body.as_bytes(), 64).unwrap_err();
+            assert_eq!(e.id, None, "{body}");
+            let err = e.outcome.unwrap_err();
+            assert_eq!(err.code, codes::PARSE_ERROR, "{body}");
+            assert!(err.message.contains("duplicate key"), "{}", err.message);
+        }
+    }
+
+    #[test]
+    fn strict_parsing_builds_the_same_value_as_serde_json() {
+        let body = r#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"add","arguments":{"a":-1,"b":2.5,"c":18446744073709551615,"d":[true,null,"\u00e9",{}],"e":{"f":[]}}}}"#;
+        let Strict(strict) = serde_json::from_str(body).unwrap();
+        let plain: Value = serde_json::from_str(body).unwrap();
+        assert_eq!(strict, plain);
+        assert!(single(body).is_ok());
     }
 
     #[test]

@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use super::HttpState;
 use super::http_error::HttpError;
+use super::server::BodyReadError;
 use crate::auth::Principal;
 use crate::protocol::ProtocolVersion;
 use crate::state::{SessionId, SessionRecord};
@@ -16,7 +17,8 @@ pub const SESSION_HEADER: &str = "mcp-session-id";
 pub const VERSION_HEADER: &str = "mcp-protocol-version";
 pub const LAST_EVENT_ID: &str = "last-event-id";
 
-/// Reads the whole body, refusing more than the configured limit with 413.
+/// Reads the whole body, refusing more than the configured limit with 413 and a body slower
+/// than the body read timeout with 408.
 pub async fn read_body(
     state: &HttpState,
     headers: &HeaderMap,
@@ -30,9 +32,17 @@ pub async fn read_body(
     if declared.is_some_and(|n| n > limit) {
         return Err(HttpError::too_large(limit));
     }
-    axum::body::to_bytes(body, limit)
-        .await
-        .map_err(|_| HttpError::too_large(limit))
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        let e = e.into_inner();
+        if BodyReadError::is_timeout(e.as_ref()) {
+            HttpError::body_timeout(format!(
+                "the request body was not received within {} s",
+                state.settings.server.body_read_timeout.as_secs()
+            ))
+        } else {
+            HttpError::too_large(limit)
+        }
+    })
 }
 
 /// POST bodies must be JSON (415 otherwise).

@@ -80,6 +80,14 @@ impl HttpError {
             format!("Request body exceeds the {limit}-byte limit"),
         )
     }
+    /// The body did not arrive within the body read timeout (the connection is closed after).
+    pub fn body_timeout(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            codes::INVALID_REQUEST,
+            format!("Request Timeout: {}", message.into()),
+        )
+    }
     pub fn method_not_allowed() -> Self {
         Self::new(
             StatusCode::METHOD_NOT_ALLOWED,

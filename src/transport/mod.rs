@@ -5,11 +5,13 @@
 //! - `legacy_sse` — `/sse` + `/messages` (2024-11-05 HTTP+SSE)
 //! - `plain_http` — `/http` (one JSON-RPC message in, one JSON response out)
 //! - `stdio` — newline-delimited JSON-RPC on stdin/stdout
+//! - `server` — the connection server under them all (deadlines, connection cap, shutdown)
 
 pub mod http;
 pub mod http_error;
 pub mod legacy_sse;
 pub mod plain_http;
+pub mod server;
 pub mod sse;
 pub mod stdio;
 pub mod streamable_http;
@@ -29,6 +31,8 @@ pub struct HttpSettings {
     pub sse_keepalive: Duration,
     pub sse_retry_ms: u64,
     pub origin_policy: OriginPolicy,
+    /// Connection limits and deadlines of the server under the router.
+    pub server: server::ServerLimits,
 }
 
 /// What every HTTP handler gets: cheap to clone, `Arc`s only.

@@ -12,8 +12,7 @@ use mcp_daemon::auth::users::UserDb;
 
 use crate::auth::{
     ADMIN_PASSWORD, AuthServer, OAuth, REDIRECT, V, access, client_from, consent_form,
-    hidden_field, param, ping_status, pkce,
-    query_of,
+    hidden_field, param, ping_status, pkce, query_of,
 };
 
 async fn error_of(r: reqwest::Response) -> (u16, String) {

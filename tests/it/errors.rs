@@ -1,8 +1,11 @@
 //! Every bad input gets a clear error and leaves the server and other sessions intact.
 
+use std::sync::Arc;
+
 use serde_json::{Value, json};
 
 use crate::harness::*;
+use mcp_daemon::clock::SystemClock;
 use mcp_daemon::config::Config;
 
 async fn error_of(resp: reqwest::Response) -> (u16, Value) {
@@ -152,14 +155,47 @@ async fn bad_origin_and_host_are_403() {
         .await
         .unwrap();
     assert_eq!(health.status(), 403, "every HTTP route is guarded");
-    let ok = s
-        .post_raw(None, ping, &[("origin", "http://localhost:5173")])
+    // Another page on this machine (any other port) is another origin: refused, so it
+    // cannot drive a daemon that runs without authentication.
+    let other_page = s
+        .post_raw(None, ping.clone(), &[("origin", "http://localhost:5173")])
         .await;
+    assert_eq!(other_page.status(), 403);
+    let why: Value = other_page.json().await.unwrap();
+    assert!(
+        why["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Origin 'http://localhost:5173' is not allowed"),
+        "{why}"
+    );
+    // The daemon's own origin (pages it serves) is accepted.
+    let ok = s.post_raw(None, ping.clone(), &[("origin", &s.base)]).await;
     assert_ne!(ok.status(), 403);
     assert_eq!(
         ok.headers()["access-control-expose-headers"],
         "Mcp-Session-Id, WWW-Authenticate"
     );
+}
+
+#[tokio::test]
+async fn configured_origins_are_accepted() {
+    let mut c = integration_config();
+    c.allowed_origins = vec!["http://localhost:5173".into()];
+    let s = TestServer::start_with(c, Arc::new(SystemClock)).await;
+    let ping = json!({"jsonrpc": "2.0", "id": 1, "method": "ping"}).to_string();
+    let ok = s
+        .post_raw(None, ping.clone(), &[("origin", "http://localhost:5173")])
+        .await;
+    assert_ne!(ok.status(), 403);
+    assert_eq!(
+        ok.headers()["access-control-allow-origin"],
+        "http://localhost:5173"
+    );
+    let other = s
+        .post_raw(None, ping, &[("origin", "http://localhost:5174")])
+        .await;
+    assert_eq!(other.status(), 403);
 }
 
 #[tokio::test]

@@ -154,7 +154,7 @@ async fn sigterm_lets_a_call_in_flight_finish_and_exits_despite_open_streams() {
     assert!(
         std::fs::read_to_string(&node.log)
             .unwrap()
-            .contains("grace period"),
+            .contains("shutdown grace period over"),
         "the open stream was cut at the end of the grace period"
     );
 }

@@ -57,10 +57,14 @@ async fn churn(http: &reqwest::Client, base: &str, n: usize) {
     }
 }
 
+/// `/health` shows the footprint to the admin only.
+const HEALTH_TOKEN: &str = "memory-test-admin-static-token-0123456789";
+
 #[tokio::test]
 async fn resident_memory_returns_to_baseline_after_sessions_end() {
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_mcp-daemon"))
         .args(["--port", "0", "--config", crate::harness::INTEGRATION])
+        .args(["--admin-static-token", HEALTH_TOKEN])
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .kill_on_drop(true)
@@ -97,6 +101,7 @@ async fn resident_memory_returns_to_baseline_after_sessions_end() {
     eprintln!("RSS after 3,000 sessions: {after_first} KiB; after 6,000 more: {after_more} KiB");
     let health: Value = http
         .get(format!("{base}/health"))
+        .bearer_auth(HEALTH_TOKEN)
         .send()
         .await
         .unwrap()

@@ -98,13 +98,6 @@ impl SharedRedis {
         }
     }
 
-    pub fn servers_mut(&mut self) -> Vec<&mut RedisServer> {
-        match self {
-            Self::Single(s) => vec![s],
-            Self::Cluster(servers) => servers.iter_mut().collect(),
-        }
-    }
-
     pub fn url(&self) -> String {
         match self {
             Self::Single(s) => s.url(),

@@ -101,6 +101,28 @@ async fn drain(req: Request, limit: usize) {
     let _ = axum::body::to_bytes(req.into_body(), limit.min(DRAIN_LIMIT)).await;
 }
 
+/// Whether the request's bearer is an admin: `ADMIN_STATIC_TOKEN` (in every mode) or, with
+/// authentication on, a token whose principal has the admin role. For operational answers on
+/// public paths (the details of `/health`), which need no token otherwise.
+pub async fn is_admin_bearer(state: &HttpState, headers: &HeaderMap) -> bool {
+    let Some(token) = bearer(headers) else {
+        return false;
+    };
+    if let Some(admin) = &state.auth.settings.admin_static_token
+        && same(admin.as_bytes(), token.as_bytes())
+    {
+        return true;
+    }
+    if !state.auth.enabled() {
+        return false;
+    }
+    let base = issuer(state, headers);
+    let audiences = [base.clone(), format!("{base}/mcp")];
+    identify(state, token, &base, &audiences)
+        .await
+        .is_ok_and(|p| p.is_admin())
+}
+
 /// Most of a refused request's body we read; past it the connection is closed instead.
 const DRAIN_LIMIT: usize = 64 * 1024;
 
