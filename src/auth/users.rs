@@ -169,15 +169,19 @@ impl UserDb {
         self.write(users)
     }
 
-    pub fn find(&self, username: &str) -> Result<Option<User>, UserError> {
-        self.refresh()?;
-        Ok(self
-            .cache
+    /// The user as last read from the file.
+    fn cached(&self, username: &str) -> Option<User> {
+        self.cache
             .read()
             .1
             .iter()
             .find(|u| u.username == username)
-            .cloned())
+            .cloned()
+    }
+
+    pub fn find(&self, username: &str) -> Result<Option<User>, UserError> {
+        self.refresh()?;
+        Ok(self.cached(username))
     }
 
     /// The user as the file says now, give or take `RECHECK_MS` (the bearer guard's view: a
@@ -189,13 +193,7 @@ impl UserDb {
             self.refresh()?;
             self.checked_at.store(now_ms, Ordering::Relaxed);
         }
-        Ok(self
-            .cache
-            .read()
-            .1
-            .iter()
-            .find(|u| u.username == username)
-            .cloned())
+        Ok(self.cached(username))
     }
 
     /// The user when the password matches. Slow on purpose (bcrypt): call it off the runtime's

@@ -88,8 +88,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn control_characters_in_fields_cannot_forge_log_lines() {
+    /// A human-format subscriber writing into a buffer the test reads.
+    fn capturing() -> (Captured, impl tracing::Subscriber) {
         let out = Captured::default();
         let sink = out.clone();
         let subscriber = tracing_subscriber::fmt()
@@ -97,6 +97,12 @@ mod tests {
             .fmt_fields(escaped_fields())
             .with_writer(move || sink.clone())
             .finish();
+        (out, subscriber)
+    }
+
+    #[test]
+    fn control_characters_in_fields_cannot_forge_log_lines() {
+        let (out, subscriber) = capturing();
         let url = "https://a.example/x\n2030-01-01T00:00:00Z  INFO mcp_daemon: admin signed in";
         tracing::subscriber::with_default(subscriber, || {
             tracing::warn!(url = %url, name = ?"tab\there\r", "refused\u{1b}[2J {}", "msg\u{2028}x");
@@ -114,13 +120,7 @@ mod tests {
 
     #[test]
     fn plain_values_are_written_unchanged() {
-        let out = Captured::default();
-        let sink = out.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_ansi(false)
-            .fmt_fields(escaped_fields())
-            .with_writer(move || sink.clone())
-            .finish();
+        let (out, subscriber) = capturing();
         tracing::subscriber::with_default(subscriber, || {
             tracing::info!(client = "c-1", expired = 3, "expired sessions removed");
         });
