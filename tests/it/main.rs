@@ -13,6 +13,7 @@ mod auth_cluster;
 mod cluster;
 mod connections;
 mod errors;
+mod failover;
 mod faults;
 mod features;
 mod hygiene;

@@ -48,6 +48,21 @@ impl SharedRedis {
         Self::cluster_of(3, 0)
     }
 
+    /// Three primaries, each with a replica that has finished its first sync, so the loss of
+    /// a primary is followed by its replica's promotion (about two node timeouts).
+    pub fn cluster_with_replicas() -> Self {
+        let cluster = Self::cluster_of(6, 1);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !cluster.servers().iter().all(|s| {
+            s.info_field("replication", "role").as_deref() == Some("master")
+                || s.info_field("replication", "master_link_status").as_deref() == Some("up")
+        }) {
+            assert!(Instant::now() < deadline, "replicas did not sync");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        cluster
+    }
+
     fn cluster_of(count: usize, replicas: usize) -> Self {
         let servers: Vec<RedisServer> = (0..count)
             .map(|_| {
@@ -58,6 +73,12 @@ impl SharedRedis {
                     "nodes.conf",
                     "--cluster-node-timeout",
                     "1000",
+                    // A replica syncs at once (no 5 s wait for more replicas) and may take
+                    // over however long it has been cut off: the tests kill primaries.
+                    "--repl-diskless-sync-delay",
+                    "0",
+                    "--cluster-replica-validity-factor",
+                    "0",
                     "--save",
                     "",
                     "--appendonly",
@@ -123,6 +144,13 @@ impl SharedRedis {
     /// Keys across every server.
     pub fn key_count(&self) -> u64 {
         self.servers().iter().map(|s| s.dbsize()).sum()
+    }
+
+    pub fn servers_mut(&mut self) -> Vec<&mut RedisServer> {
+        match self {
+            Self::Single(s) => vec![s],
+            Self::Cluster(servers) => servers.iter_mut().collect(),
+        }
     }
 
     pub fn single_server(&mut self) -> &mut RedisServer {
