@@ -7,7 +7,9 @@
 #   bash bench/compare.sh
 #
 # Environment: ROUNDS (3), DURATION (10s), WARMUP (2s), CONCURRENCY (16), TOOL (add),
-# SERVERS ("daemon-memory daemon-redis-1 daemon-redis-3 rmcp ts-sdk fastmcp"),
+# SERVERS ("daemon-memory daemon-memory-jwt daemon-redis-1 daemon-redis-1-jwt daemon-redis-3
+# rmcp ts-sdk fastmcp"; the -jwt ones have sign-in on and loadgen sends a bearer token that the
+# daemon verifies, revocation included, on every call),
 # EXTRAS (1: also sessions/streams/latency), SESSIONS (10000: fewer make the per-session RSS mostly allocator granularity), STREAMS (10000),
 # NOTIFICATIONS (1000), SERVER_CPU (1), CLIENT_CPU (0), QUIET_WAIT (300: seconds to wait for
 # other load on the machine to stop before each measurement; 0 = do not wait).
@@ -22,7 +24,7 @@ DURATION=${DURATION:-10s}
 WARMUP=${WARMUP:-2s}
 CONCURRENCY=${CONCURRENCY:-16}
 TOOL=${TOOL:-add}
-SERVERS=${SERVERS:-daemon-memory daemon-redis-1 daemon-redis-3 rmcp ts-sdk fastmcp}
+SERVERS=${SERVERS:-daemon-memory daemon-memory-jwt daemon-redis-1 daemon-redis-1-jwt daemon-redis-3 rmcp ts-sdk fastmcp}
 EXTRAS=${EXTRAS:-1}
 SESSIONS=${SESSIONS:-10000}
 STREAMS=${STREAMS:-10000}
@@ -50,8 +52,10 @@ say() { printf '==> %s\n' "$*" >&2; }
 declare -A UNAVAILABLE=()
 
 # Installs what is missing, as scripts/test.sh does (jq reads loadgen's JSON).
-command -v jq >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq jq >/dev/null; }
-for tool in jq taskset python3; do
+# curl signs the bench user in.
+command -v jq >/dev/null && command -v curl >/dev/null ||
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq jq curl >/dev/null; }
+for tool in jq curl taskset python3; do
   command -v "$tool" >/dev/null || { say "$tool is required"; exit 1; }
 done
 
@@ -85,8 +89,9 @@ if want fastmcp; then
   fi
 fi
 if [[ " $SERVERS " == *" daemon-redis"* ]] && ! command -v redis-server >/dev/null; then
-  UNAVAILABLE[daemon-redis-1]="redis-server not installed"
-  UNAVAILABLE[daemon-redis-3]="redis-server not installed"
+  for name in daemon-redis-1 daemon-redis-1-jwt daemon-redis-3; do
+    UNAVAILABLE[$name]="redis-server not installed"
+  done
 fi
 
 # Sockets for 10,000 streams (and their server side) need more than the usual 1024 files.
@@ -109,17 +114,33 @@ start_redis() {
   REDIS_URL_USED=redis://127.0.0.1:$port/
 }
 
+# auth_on: sign-in on (local users) for the next daemon, with one user to sign in as.
+BENCH_PASSWORD=bench-password-not-a-secret
+auth_on() {
+  local dir=$BENCH_TMP/auth
+  mkdir -p "$dir"
+  AUTH_ENV=(AUTH_PROVIDER=local DATA_DIR="$dir" JWT_SECRET_KEY=mcp-daemon-benchmark-signing-key-not-a-secret)
+  [[ -s $dir/users.json ]] ||
+    env "${AUTH_ENV[@]}" "$DAEMON" user add bench --password-stdin <<<"$BENCH_PASSWORD" >/dev/null
+}
+
+# sign_in: a bearer token from the last daemon started (POST /auth/login) into BEARER.
+sign_in() {
+  BEARER=$BENCH_TMP/bearer
+  curl -sf -X POST -H 'content-type: application/json' \
+    -d "{\"username\": \"bench\", \"password\": \"$BENCH_PASSWORD\"}" \
+    "${URLS[-1]%/mcp}/auth/login" | jq -er .access_token >"$BEARER" ||
+    { say "sign-in failed"; return 1; }
+}
+
 start_daemon() { # start_daemon CONFIG [REDIS_URL]
   local port
   port=$(free_port)
   local log=$BENCH_TMP/daemon-$port.log
-  if [[ -n ${2:-} ]]; then
-    # Every node of a cluster seals requestState with the same key.
-    spawn "$log" "${PIN[@]}" env REDIS_URL="$2" REQUEST_STATE_KEY=mcp-daemon-benchmark-key-not-a-secret \
-      LOG_LEVEL=warn "$DAEMON" --config "$1" --port "$port"
-  else
-    spawn "$log" "${PIN[@]}" env LOG_LEVEL=warn "$DAEMON" --config "$1" --port "$port"
-  fi
+  local vars=(LOG_LEVEL=warn "${AUTH_ENV[@]}")
+  # Every node of a cluster seals requestState with the same key.
+  [[ -n ${2:-} ]] && vars+=(REDIS_URL="$2" REQUEST_STATE_KEY=mcp-daemon-benchmark-key-not-a-secret)
+  spawn "$log" "${PIN[@]}" env "${vars[@]}" "$DAEMON" --config "$1" --port "$port"
   PIDS+=("$SPAWNED_PID")
   URLS+=("http://127.0.0.1:$port/mcp")
   wait_port "$port" "$SPAWNED_PID" 20 || { say "mcp-daemon did not start: $(tail -n 3 "$log")"; return 1; }
@@ -127,10 +148,12 @@ start_daemon() { # start_daemon CONFIG [REDIS_URL]
 
 start_server() {
   local name=$1 config=${2:-bench/config.json} port log
-  URLS=() PIDS=() AUX="" REDIS_URL_USED=""
+  URLS=() PIDS=() AUX="" REDIS_URL_USED="" AUTH_ENV=() BEARER=""
   case $name in
     daemon-memory) start_daemon "$config" ;;
+    daemon-memory-jwt) auth_on && start_daemon "$config" && sign_in ;;
     daemon-redis-1) start_redis && start_daemon "$config" "$REDIS_URL_USED" ;;
+    daemon-redis-1-jwt) start_redis && auth_on && start_daemon "$config" "$REDIS_URL_USED" && sign_in ;;
     daemon-redis-3)
       start_redis && start_daemon "$config" "$REDIS_URL_USED" &&
         start_daemon "$config" "$REDIS_URL_USED" && start_daemon "$config" "$REDIS_URL_USED"
@@ -182,6 +205,7 @@ for round in $(seq "$ROUNDS"); do
     ((QUIET_WAIT > 0)) && wait_quiet "$QUIET_WAIT"
     mapfile -t args < <(url_args; pid_args)
     [[ -n $AUX ]] && args+=(--aux-pid "$AUX")
+    [[ -n $BEARER ]] && args+=(--bearer-file "$BEARER")
     if out=$(taskset -c "$CLIENT_CPU" "$LOADGEN" calls "${args[@]}" --concurrency "$CONCURRENCY" \
       --duration "$DURATION" --warmup "$WARMUP" --tool "$TOOL"); then
       record calls "$name" "$round" "$out"

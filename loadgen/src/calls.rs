@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use serde_json::{Value, json};
 use tokio::sync::{Barrier, watch};
 
@@ -38,6 +38,9 @@ pub struct Options {
     /// Other processes (e.g. redis-server) whose CPU time is reported separately.
     #[arg(long = "aux-pid")]
     pub aux_pids: Vec<u32>,
+    /// A file holding a bearer token sent with every request (servers with sign-in on).
+    #[arg(long)]
+    pub bearer_file: Option<std::path::PathBuf>,
 }
 
 /// Error messages kept per client, so the report shows what went wrong without growing.
@@ -63,10 +66,20 @@ impl ClientReport {
 type Window = Option<(Instant, Instant)>;
 
 pub async fn run(opts: Options) -> Result<Value> {
+    let token = match &opts.bearer_file {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the bearer token {}", path.display()))?,
+        ),
+        None => None,
+    };
     let targets = opts
         .urls
         .iter()
-        .map(|u| Target::parse(u))
+        .map(|u| match &token {
+            Some(t) => Target::with_bearer(u, t),
+            None => Target::parse(u),
+        })
         .collect::<Result<Vec<_>>>()?;
     let barrier = Arc::new(Barrier::new(opts.concurrency + 1));
     let (window_tx, window_rx) = watch::channel::<Window>(None);
@@ -136,6 +149,7 @@ pub async fn run(opts: Options) -> Result<Value> {
         "warmup_s": opts.warmup.as_secs_f64(),
         "urls": opts.urls,
         "server_pids": opts.server_pids,
+        "bearer": token.is_some(),
     });
     if !opts.aux_pids.is_empty() {
         report["aux_pids"] = json!(opts.aux_pids);

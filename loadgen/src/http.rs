@@ -18,11 +18,13 @@ pub const ACCEPT_BOTH: &str = "application/json, text/event-stream";
 type Body = BoxBody<Bytes, std::convert::Infallible>;
 
 /// Where a server listens: `http://host:port/path`.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Target {
     /// `host:port`, for both the socket and the `Host` header.
     pub authority: String,
     pub path: String,
+    /// `Authorization` sent with every request (a bearer token), if any.
+    pub authorization: Option<String>,
 }
 
 impl Target {
@@ -41,7 +43,17 @@ impl Target {
         Ok(Arc::new(Self {
             authority: format!("{host}:{port}"),
             path,
+            authorization: None,
         }))
+    }
+
+    /// The same target with `Authorization: Bearer <token>` on every request.
+    pub fn with_bearer(url: &str, token: &str) -> Result<Arc<Self>> {
+        let mut target = Arc::unwrap_or_clone(Self::parse(url)?);
+        let value = format!("Bearer {}", token.trim());
+        http::HeaderValue::from_str(&value).context("the bearer token is not a header value")?;
+        target.authorization = Some(value);
+        Ok(Arc::new(target))
     }
 }
 
@@ -108,6 +120,9 @@ impl Conn {
         }
         if let Some(v) = version {
             builder = builder.header("mcp-protocol-version", v);
+        }
+        if let Some(a) = &self.target.authorization {
+            builder = builder.header(http::header::AUTHORIZATION, a.as_str());
         }
         builder
     }
