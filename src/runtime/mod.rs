@@ -1,10 +1,13 @@
 //! How one function runs. A `Function` gets its arguments and a `Ctx` (who calls, cancellation,
-//! progress/log/client-request handles) and returns an `Output`. Builtin Rust modules live in
-//! `builtin`; later runtimes (Python worker pool, command, HTTP) implement the same trait.
+//! progress/log/client-request handles) and returns an `Output`. A `Runtime` binds the
+//! functions the config names (`resolve`): builtin Rust modules live in `builtin`; the Python
+//! worker pool and the command runtime find their code through a `CodeSource` (`code`).
 
 pub mod builtin;
+mod code;
 mod ctx;
 mod input;
+mod resolve;
 mod task;
 
 use std::sync::Arc;
@@ -13,7 +16,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde_json::Value;
 
+pub use code::{CodeError, CodeLocation, CodeRef, CodeSource, LocalCode};
 pub use ctx::{Ctx, Peer};
+pub use resolve::{
+    BuiltinRuntime, FunctionSpec, Kind, ReturnType, Runtime, RuntimeError, Runtimes,
+};
 pub use input::InputRound;
 pub use task::TaskLink;
 
