@@ -23,6 +23,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::engine::{Backends, Engine, EngineError, EngineSettings, SessionLimits};
 use crate::ops::origin::OriginPolicy;
+use crate::runtime::Runtimes;
 use crate::state::StateError;
 use crate::state::memory::{
     EventLogLimits, MemoryAuthStore, MemoryBus, MemoryEventLog, MemorySessionStore,
@@ -45,13 +46,19 @@ pub enum BuildError {
     Auth(String),
 }
 
+/// The ways this server runs functions, built once and shared by every catalog it loads.
+pub fn build_runtimes(_config: &Config) -> Runtimes {
+    Runtimes::builtin_only()
+}
+
 /// Builds the engine on Redis when `REDIS_URL` is set, else on the embedded (in-memory)
 /// backends, and starts its routing between nodes.
 pub async fn build_engine(
     config: &Config,
     clock: Arc<dyn Clock>,
 ) -> Result<Arc<Engine>, BuildError> {
-    let catalog = Catalog::load(config.config_file.as_deref())?;
+    let runtimes = build_runtimes(config);
+    let catalog = Catalog::load(config.config_file.as_deref(), &runtimes).await?;
     let limits = EventLogLimits {
         events_per_stream: config.replay_buffer_events,
         streams_per_session: config.replay_buffer_streams,
@@ -117,7 +124,7 @@ pub async fn build_engine(
             max_subscription_uri_bytes: config.state_limits.max_subscription_uri_bytes,
         },
     };
-    let engine = Engine::new(catalog, backends, settings)?;
+    let engine = Engine::new(catalog, runtimes, backends, settings)?;
     engine.start_routing().await?;
     Ok(engine)
 }

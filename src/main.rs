@@ -35,7 +35,7 @@ async fn run() -> anyhow::Result<()> {
     let config = Config::parse();
     telemetry::init(config.log_format, &config.log_level);
     match &config.command {
-        Some(Command::CheckConfig) => return check_config(&config),
+        Some(Command::CheckConfig) => return check_config(&config).await,
         Some(Command::User { action }) => return users_cli(&config, action),
         None => {}
     }
@@ -85,23 +85,35 @@ async fn run() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Prints the effective configuration and catalog; fails (exit 1) when either is invalid.
-fn check_config(config: &Config) -> anyhow::Result<()> {
+/// Prints the effective configuration and every definition of the catalog with the runtime
+/// that serves it, binding each function (its code found, none of it run); lists every
+/// definition that cannot be served and why, and fails (exit 1) if there is one or the
+/// configuration is invalid.
+async fn check_config(config: &Config) -> anyhow::Result<()> {
     let valid = config.validate();
-    let catalog = Catalog::load(config.config_file.as_deref())?;
+    let runtimes = app::build_runtimes(config);
+    let file = Catalog::read(config.config_file.as_deref())?;
+    let (catalog, problems) = Catalog::build_all(file, &runtimes).await;
+    let served = |name: &str, b: &mcp_daemon::catalog::Binding| serde_json::json!({"name": name, "runtime": b.runtime});
     let report = serde_json::json!({
-        "valid": valid.is_ok(),
+        "valid": valid.is_ok() && problems.is_empty(),
         "auth": config.auth(),
         "config": config.effective(),
         "catalog": {
-            "tools": catalog.tools.iter().map(|t| t.name.clone()).collect::<Vec<_>>(),
-            "resources": catalog.resources.iter().map(|r| r.uri.clone()).collect::<Vec<_>>(),
-            "resource_templates": catalog.templates.iter().map(|t| t.listing["uriTemplate"].clone()).collect::<Vec<_>>(),
-            "prompts": catalog.prompts.iter().map(|p| p.name.clone()).collect::<Vec<_>>(),
+            "tools": catalog.tools.iter().map(|t| served(&t.name, &t.binding)).collect::<Vec<_>>(),
+            "resources": catalog.resources.iter().map(|r| served(&r.uri, &r.binding)).collect::<Vec<_>>(),
+            "resource_templates": catalog.templates.iter().map(|t| served(t.listing["uriTemplate"].as_str().unwrap_or_default(), &t.binding)).collect::<Vec<_>>(),
+            "prompts": catalog.prompts.iter().map(|p| served(&p.name, &p.binding)).collect::<Vec<_>>(),
         },
+        "problems": problems.iter().map(|e| e.to_string()).collect::<Vec<_>>(),
     });
     println!("{}", serde_json::to_string_pretty(&report)?);
-    Ok(valid?)
+    runtimes.shutdown().await;
+    valid?;
+    match problems.len() {
+        0 => Ok(()),
+        n => anyhow::bail!("{n} definition(s) cannot be served (see \"problems\")"),
+    }
 }
 
 /// stdio has no request headers: with authentication on, the caller proves who it is through

@@ -1,7 +1,10 @@
-//! The MCP config file, in the Python daemon's JSON format: `tools.tools` with
-//! `tools.tool_modules`, `resources.resources` with `resources.resource_modules`, and
-//! `prompts.prompts` with `prompts.prompt_modules`. Module entries are accepted as a list of
-//! objects with `name` or as a map from name to entry.
+//! The MCP config file, in both of the Python daemon's JSON shapes: the sectioned one
+//! (`tools.tools` with `tools.tool_modules`, `resources.resources` with
+//! `resources.resource_modules`, `prompts.prompts` with `prompts.prompt_modules`; module entries
+//! as a list of objects with `name` or as a map from name to entry), and the bundle shape its
+//! modules carry as `MCP_CONFIGURATION` (`{tools, resources, prompts, module_links, modules}`:
+//! flat lists, links naming each definition's function, modules carrying package, source and
+//! setting), which is turned into the first.
 
 use std::collections::BTreeMap;
 
@@ -9,16 +12,43 @@ use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
 #[derive(Debug, Default, Deserialize)]
+#[serde(try_from = "Value")]
 pub struct ConfigFile {
-    #[serde(default)]
     pub tools: Section<ToolSpec>,
-    #[serde(default)]
     pub resources: ResourceSection,
-    #[serde(default)]
     pub prompts: Section<PromptSpec>,
     /// Optional text the server returns as `instructions` from `initialize`.
-    #[serde(default)]
     pub instructions: Option<String>,
+}
+
+impl TryFrom<Value> for ConfigFile {
+    type Error = serde_json::Error;
+
+    fn try_from(v: Value) -> Result<Self, Self::Error> {
+        let bundle = v.get("module_links").is_some() || v.get("tools").is_some_and(Value::is_array);
+        if bundle {
+            return Ok(serde_json::from_value::<BundleShape>(v)?.into());
+        }
+        let s: Sectioned = serde_json::from_value(v)?;
+        Ok(Self {
+            tools: s.tools,
+            resources: s.resources,
+            prompts: s.prompts,
+            instructions: s.instructions,
+        })
+    }
+}
+
+#[derive(Deserialize)]
+struct Sectioned {
+    #[serde(default)]
+    tools: Section<ToolSpec>,
+    #[serde(default)]
+    resources: ResourceSection,
+    #[serde(default)]
+    prompts: Section<PromptSpec>,
+    #[serde(default)]
+    instructions: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -69,6 +99,130 @@ pub struct ModuleEntry {
     /// `text` | `image` | `embedded_resource` (Python daemon); builtins shape their own output.
     #[serde(default)]
     pub return_type: Option<String>,
+    /// The bundle `<package_name>.zip` (defaults to `module_name`).
+    #[serde(default)]
+    pub package_name: Option<String>,
+    /// Where the code comes from: absent or `null` is an installed package, `""` or `"s3"` the
+    /// bundle store, anything else a local zip or folder.
+    #[serde(default)]
+    pub source: Option<String>,
+    /// The function is a coroutine function (`async def`).
+    #[serde(default)]
+    pub is_async: bool,
+    /// `builtin`, `python` or `command`; absent lets the first runtime that serves it take it.
+    #[serde(default)]
+    pub runtime: Option<String>,
+    /// The program and its arguments (command runtime).
+    #[serde(default)]
+    pub command: Option<Vec<String>>,
+    /// This function's deadline in seconds, over the runtime's default.
+    #[serde(default)]
+    pub timeout_secs: Option<f64>,
+}
+
+/// The bundle shape (`MCP_CONFIGURATION` of a module, and the README's example).
+#[derive(Deserialize)]
+struct BundleShape {
+    #[serde(default)]
+    tools: Vec<ToolSpec>,
+    #[serde(default)]
+    resources: Vec<ResourceSpec>,
+    #[serde(default, rename = "resourceTemplates", alias = "resource_templates")]
+    templates: Vec<ResourceSpec>,
+    #[serde(default)]
+    prompts: Vec<PromptSpec>,
+    #[serde(default)]
+    module_links: Vec<ModuleLink>,
+    #[serde(default)]
+    modules: Vec<ModuleDecl>,
+    #[serde(default)]
+    instructions: Option<String>,
+}
+
+/// Which function serves the definition `name` of kind `type`.
+#[derive(Deserialize)]
+struct ModuleLink {
+    #[serde(rename = "type")]
+    kind: String,
+    name: String,
+    module_name: String,
+    #[serde(default)]
+    class_name: Option<String>,
+    function_name: String,
+    #[serde(default)]
+    return_type: Option<String>,
+    #[serde(default)]
+    is_async: Option<bool>,
+    #[serde(default)]
+    runtime: Option<String>,
+    #[serde(default)]
+    command: Option<Vec<String>>,
+    #[serde(default)]
+    timeout_secs: Option<f64>,
+}
+
+/// A module: its bundle, where it comes from, and the setting its class is built with.
+#[derive(Deserialize)]
+struct ModuleDecl {
+    module_name: String,
+    #[serde(default)]
+    package_name: Option<String>,
+    #[serde(default)]
+    class_name: Option<String>,
+    #[serde(default)]
+    setting: Value,
+    #[serde(default)]
+    source: Option<String>,
+}
+
+impl From<BundleShape> for ConfigFile {
+    fn from(b: BundleShape) -> Self {
+        let entries = |kind: &str| -> Vec<ModuleEntry> {
+            b.module_links
+                .iter()
+                .filter(|l| l.kind == kind)
+                .map(|l| {
+                    // The link's class first, else any declaration of the module.
+                    let decl = b
+                        .modules
+                        .iter()
+                        .find(|m| m.module_name == l.module_name && m.class_name == l.class_name)
+                        .or_else(|| b.modules.iter().find(|m| m.module_name == l.module_name));
+                    ModuleEntry {
+                        name: l.name.clone(),
+                        module_name: l.module_name.clone(),
+                        class_name: l.class_name.clone(),
+                        function_name: l.function_name.clone(),
+                        setting: decl.map(|d| d.setting.clone()).unwrap_or(Value::Null),
+                        return_type: l.return_type.clone(),
+                        package_name: decl.and_then(|d| d.package_name.clone()),
+                        source: decl.and_then(|d| d.source.clone()),
+                        is_async: l.is_async.unwrap_or(false),
+                        runtime: l.runtime.clone(),
+                        command: l.command.clone(),
+                        timeout_secs: l.timeout_secs,
+                    }
+                })
+                .collect()
+        };
+        let (tools, resources, prompts) = (entries("tool"), entries("resource"), entries("prompt"));
+        Self {
+            tools: Section {
+                modules: tools,
+                items: b.tools,
+            },
+            resources: ResourceSection {
+                resource_modules: resources,
+                resources: b.resources,
+                templates: b.templates,
+            },
+            prompts: Section {
+                modules: prompts,
+                items: b.prompts,
+            },
+            instructions: b.instructions,
+        }
+    }
 }
 
 fn modules<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<ModuleEntry>, D::Error> {

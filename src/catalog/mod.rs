@@ -1,7 +1,9 @@
 //! Which tools, resources and prompts exist: built from the config file, each definition bound
-//! to the function that serves it, tool input schemas compiled once. A running server holds the
-//! catalog behind `CatalogHandle` so a reload swaps it atomically and reports what changed.
+//! (through the server's `Runtimes`) to the function that serves it, tool input schemas
+//! compiled once. A running server holds the catalog behind `CatalogHandle` so a reload swaps
+//! it atomically and reports what changed.
 
+mod defs;
 pub mod file;
 mod template;
 
@@ -10,10 +12,11 @@ use std::path::Path;
 use std::sync::Arc;
 
 use parking_lot::RwLock;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
-use crate::auth::scope::Access;
-use crate::runtime::{Function, builtin};
+use crate::runtime::{Kind, Runtimes};
+pub use defs::{Binding, PromptArg, PromptDef, ResourceDef, TaskSupport, TemplateDef, ToolDef};
+use defs::{bind, find_entry, listing_of, prompt_def, tool_def};
 pub use file::ConfigFile;
 pub use template::UriTemplate;
 
@@ -45,57 +48,6 @@ fn entry_err(kind: &'static str, name: &str, reason: impl Into<String>) -> Catal
     }
 }
 
-/// Whether a tool may run as a task (tasks extension).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TaskSupport {
-    Forbidden,
-    Optional,
-    Required,
-}
-
-pub struct ToolDef {
-    pub name: String,
-    pub task_support: TaskSupport,
-    /// The `Tool` object as `tools/list` shows it.
-    pub listing: Value,
-    pub validator: Option<jsonschema::Validator>,
-    pub output_validator: Option<jsonschema::Validator>,
-    pub function: Arc<dyn Function>,
-    pub setting: Value,
-    /// Who may see and call it (scopes, roles); open when both are empty.
-    pub access: Access,
-}
-
-pub struct ResourceDef {
-    pub uri: String,
-    pub listing: Value,
-    pub mime_type: Option<String>,
-    pub function: Arc<dyn Function>,
-    pub setting: Value,
-}
-
-pub struct TemplateDef {
-    pub template: UriTemplate,
-    pub listing: Value,
-    pub mime_type: Option<String>,
-    pub function: Arc<dyn Function>,
-    pub setting: Value,
-}
-
-pub struct PromptArg {
-    pub name: String,
-    pub required: bool,
-    pub completions: Vec<String>,
-}
-
-pub struct PromptDef {
-    pub name: String,
-    pub listing: Value,
-    pub arguments: Vec<PromptArg>,
-    pub function: Arc<dyn Function>,
-    pub setting: Value,
-}
-
 /// One immutable snapshot of everything the server offers.
 #[derive(Default)]
 pub struct Catalog {
@@ -110,126 +62,191 @@ pub struct Catalog {
 }
 
 impl Catalog {
-    pub fn load(path: Option<&Path>) -> Result<Self, CatalogError> {
+    pub async fn load(path: Option<&Path>, runtimes: &Runtimes) -> Result<Self, CatalogError> {
+        Self::build(Self::read(path)?, runtimes).await
+    }
+
+    /// Reads and parses a config file (`None`: the embedded demo configuration).
+    pub fn read(path: Option<&Path>) -> Result<ConfigFile, CatalogError> {
         match path {
-            None => Self::from_json("<embedded examples/config.json>", DEFAULT_CONFIG),
+            None => Self::parse("<embedded examples/config.json>", DEFAULT_CONFIG),
             Some(p) => {
                 let name = p.display().to_string();
                 let text = std::fs::read_to_string(p).map_err(|error| CatalogError::Read {
                     path: name.clone(),
                     error,
                 })?;
-                Self::from_json(&name, &text)
+                Self::parse(&name, &text)
             }
         }
     }
 
-    pub fn from_json(name: &str, text: &str) -> Result<Self, CatalogError> {
-        let file: ConfigFile = serde_json::from_str(text).map_err(|error| CatalogError::Parse {
+    pub fn parse(name: &str, text: &str) -> Result<ConfigFile, CatalogError> {
+        serde_json::from_str(text).map_err(|error| CatalogError::Parse {
             path: name.to_string(),
             error,
-        })?;
-        Self::build(file)
+        })
     }
 
-    pub fn build(file: ConfigFile) -> Result<Self, CatalogError> {
-        let mut modules = Modules::default();
+    pub async fn from_json(
+        name: &str,
+        text: &str,
+        runtimes: &Runtimes,
+    ) -> Result<Self, CatalogError> {
+        Self::build(Self::parse(name, text)?, runtimes).await
+    }
+
+    /// The catalog of `file`, or the first definition that cannot be built.
+    pub async fn build(file: ConfigFile, runtimes: &Runtimes) -> Result<Self, CatalogError> {
+        let (cat, mut errors) = Self::build_all(file, runtimes).await;
+        match errors.is_empty() {
+            true => Ok(cat),
+            false => Err(errors.swap_remove(0)),
+        }
+    }
+
+    /// Every definition of `file` that can be built, and why each other one cannot
+    /// (`check-config` reports them all; start-up refuses on the first).
+    pub async fn build_all(file: ConfigFile, runtimes: &Runtimes) -> (Self, Vec<CatalogError>) {
         let mut cat = Catalog {
             instructions: file.instructions,
             ..Default::default()
         };
-        for spec in file.tools.items {
-            let entry = find_entry(
-                &file.tools.modules,
-                &[&spec.name],
-                "tool",
-                &spec.name,
-                "tools.tool_modules",
-            )?;
-            let function = modules.resolve("tool", &spec.name, entry)?;
-            let def = tool_def(spec, function, entry.setting.clone())?;
-            if cat
-                .tool_index
-                .insert(def.name.clone(), cat.tools.len())
-                .is_some()
-            {
-                return Err(entry_err("tool", &def.name, "is defined twice"));
+        let mut errors = Vec::new();
+        let mut note = |r: Result<(), CatalogError>| {
+            if let Err(e) = r {
+                errors.push(e);
             }
-            cat.tools.push(Arc::new(def));
+        };
+        for spec in file.tools.items {
+            note(cat.add_tool(spec, &file.tools.modules, runtimes).await);
         }
         for spec in file.resources.resources {
-            let uri = spec
-                .uri
-                .clone()
-                .ok_or_else(|| entry_err("resource", &spec.name, "has no 'uri'"))?;
-            let entry = find_entry(
-                &file.resources.resource_modules,
-                &[&spec.name, &uri],
-                "resource",
-                &spec.name,
-                "resources.resource_modules",
-            )?;
-            let function = modules.resolve("resource", &spec.name, entry)?;
-            let listing = listing_of(&spec, "uri", &uri);
-            let def = ResourceDef {
-                uri: uri.clone(),
-                listing,
-                mime_type: spec.mime_type,
-                function,
-                setting: entry.setting.clone(),
-            };
-            if cat
-                .resource_index
-                .insert(uri.clone(), cat.resources.len())
-                .is_some()
-            {
-                return Err(entry_err("resource", &uri, "is defined twice"));
-            }
-            cat.resources.push(Arc::new(def));
+            note(
+                cat.add_resource(spec, &file.resources.resource_modules, runtimes)
+                    .await,
+            );
         }
         for spec in file.resources.templates {
-            let raw = spec.uri_template.clone().ok_or_else(|| {
-                entry_err("resource template", &spec.name, "has no 'uriTemplate'")
-            })?;
-            let template = UriTemplate::parse(&raw)
-                .map_err(|e| entry_err("resource template", &spec.name, e))?;
-            let entry = find_entry(
-                &file.resources.resource_modules,
-                &[&spec.name, &raw],
-                "resource template",
-                &spec.name,
-                "resources.resource_modules",
-            )?;
-            let function = modules.resolve("resource template", &spec.name, entry)?;
-            let listing = listing_of(&spec, "uriTemplate", &raw);
-            cat.templates.push(Arc::new(TemplateDef {
-                template,
-                listing,
-                mime_type: spec.mime_type,
-                function,
-                setting: entry.setting.clone(),
-            }));
+            note(
+                cat.add_template(spec, &file.resources.resource_modules, runtimes)
+                    .await,
+            );
         }
         for spec in file.prompts.items {
-            let entry = find_entry(
-                &file.prompts.modules,
-                &[&spec.name],
-                "prompt",
-                &spec.name,
-                "prompts.prompt_modules",
-            )?;
-            let function = modules.resolve("prompt", &spec.name, entry)?;
-            let def = prompt_def(spec, function, entry.setting.clone());
-            if cat
-                .prompt_index
-                .insert(def.name.clone(), cat.prompts.len())
-                .is_some()
-            {
-                return Err(entry_err("prompt", &def.name, "is defined twice"));
-            }
-            cat.prompts.push(Arc::new(def));
+            note(cat.add_prompt(spec, &file.prompts.modules, runtimes).await);
         }
-        Ok(cat)
+        (cat, errors)
+    }
+
+    async fn add_tool(
+        &mut self,
+        spec: file::ToolSpec,
+        entries: &[file::ModuleEntry],
+        runtimes: &Runtimes,
+    ) -> Result<(), CatalogError> {
+        let entry = find_entry(
+            entries,
+            &[&spec.name],
+            "tool",
+            &spec.name,
+            "tools.tool_modules",
+        )?;
+        let binding = bind(runtimes, Kind::Tool, &spec.name, entry).await?;
+        let def = tool_def(spec, binding)?;
+        if self.tool_index.contains_key(&def.name) {
+            return Err(entry_err("tool", &def.name, "is defined twice"));
+        }
+        self.tool_index.insert(def.name.clone(), self.tools.len());
+        self.tools.push(Arc::new(def));
+        Ok(())
+    }
+
+    async fn add_resource(
+        &mut self,
+        spec: file::ResourceSpec,
+        entries: &[file::ModuleEntry],
+        runtimes: &Runtimes,
+    ) -> Result<(), CatalogError> {
+        let uri = spec
+            .uri
+            .clone()
+            .ok_or_else(|| entry_err("resource", &spec.name, "has no 'uri'"))?;
+        let entry = find_entry(
+            entries,
+            &[&spec.name, &uri],
+            "resource",
+            &spec.name,
+            "resources.resource_modules",
+        )?;
+        let binding = bind(runtimes, Kind::Resource, &spec.name, entry).await?;
+        if self.resource_index.contains_key(&uri) {
+            return Err(entry_err("resource", &uri, "is defined twice"));
+        }
+        let listing = listing_of(&spec, "uri", &uri);
+        self.resource_index
+            .insert(uri.clone(), self.resources.len());
+        self.resources.push(Arc::new(ResourceDef {
+            uri,
+            listing,
+            mime_type: spec.mime_type,
+            binding,
+        }));
+        Ok(())
+    }
+
+    async fn add_template(
+        &mut self,
+        spec: file::ResourceSpec,
+        entries: &[file::ModuleEntry],
+        runtimes: &Runtimes,
+    ) -> Result<(), CatalogError> {
+        let raw = spec
+            .uri_template
+            .clone()
+            .ok_or_else(|| entry_err("resource template", &spec.name, "has no 'uriTemplate'"))?;
+        let template =
+            UriTemplate::parse(&raw).map_err(|e| entry_err("resource template", &spec.name, e))?;
+        let entry = find_entry(
+            entries,
+            &[&spec.name, &raw],
+            "resource template",
+            &spec.name,
+            "resources.resource_modules",
+        )?;
+        let binding = bind(runtimes, Kind::Resource, &spec.name, entry).await?;
+        let listing = listing_of(&spec, "uriTemplate", &raw);
+        self.templates.push(Arc::new(TemplateDef {
+            template,
+            listing,
+            mime_type: spec.mime_type,
+            binding,
+        }));
+        Ok(())
+    }
+
+    async fn add_prompt(
+        &mut self,
+        spec: file::PromptSpec,
+        entries: &[file::ModuleEntry],
+        runtimes: &Runtimes,
+    ) -> Result<(), CatalogError> {
+        let entry = find_entry(
+            entries,
+            &[&spec.name],
+            "prompt",
+            &spec.name,
+            "prompts.prompt_modules",
+        )?;
+        let binding = bind(runtimes, Kind::Prompt, &spec.name, entry).await?;
+        let def = prompt_def(spec, binding);
+        if self.prompt_index.contains_key(&def.name) {
+            return Err(entry_err("prompt", &def.name, "is defined twice"));
+        }
+        self.prompt_index
+            .insert(def.name.clone(), self.prompts.len());
+        self.prompts.push(Arc::new(def));
+        Ok(())
     }
 
     pub fn tool(&self, name: &str) -> Option<&Arc<ToolDef>> {
@@ -304,220 +321,6 @@ impl CatalogChanges {
     }
 }
 
-/// Builtin modules instantiated once per catalog, shared by every entry that names them.
-#[derive(Default)]
-struct Modules {
-    loaded: HashMap<String, Box<dyn builtin::Module>>,
-}
-
-impl Modules {
-    fn resolve(
-        &mut self,
-        kind: &'static str,
-        name: &str,
-        entry: &file::ModuleEntry,
-    ) -> Result<Arc<dyn Function>, CatalogError> {
-        if !self.loaded.contains_key(&entry.module_name) {
-            let module = builtin::module(&entry.module_name).ok_or_else(|| {
-                entry_err(kind, name, format!(
-                    "module '{}' is not a builtin module ({}), and this build has no Python runtime to load it",
-                    entry.module_name,
-                    builtin::MODULES.join(", ")
-                ))
-            })?;
-            self.loaded.insert(entry.module_name.clone(), module);
-        }
-        let module = self
-            .loaded
-            .get(&entry.module_name)
-            .ok_or_else(|| entry_err(kind, name, "module vanished"))?;
-        module.function(&entry.function_name).ok_or_else(|| {
-            entry_err(
-                kind,
-                name,
-                format!(
-                    "module '{}' has no function '{}'",
-                    entry.module_name, entry.function_name
-                ),
-            )
-        })
-    }
-}
-
-fn find_entry<'a>(
-    entries: &'a [file::ModuleEntry],
-    keys: &[&str],
-    kind: &'static str,
-    name: &str,
-    section: &str,
-) -> Result<&'a file::ModuleEntry, CatalogError> {
-    keys.iter()
-        .find_map(|k| entries.iter().find(|e| e.name == *k))
-        .ok_or_else(|| entry_err(kind, name, format!("has no entry in {section}")))
-}
-
-/// Tool names per spec server/tools: 1..=128 characters of `[A-Za-z0-9_.-]`; we also allow `/`
-/// as the conformance suite does, but nothing else.
-fn valid_tool_name(name: &str) -> bool {
-    (1..=128).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'/'))
-}
-
-fn tool_def(
-    spec: file::ToolSpec,
-    function: Arc<dyn Function>,
-    setting: Value,
-) -> Result<ToolDef, CatalogError> {
-    if !valid_tool_name(&spec.name) {
-        return Err(entry_err(
-            "tool",
-            &spec.name,
-            "name must be 1-128 characters of A-Z a-z 0-9 _ - . /",
-        ));
-    }
-    let input_schema = spec
-        .input_schema
-        .unwrap_or_else(|| json!({"type": "object"}));
-    if input_schema.get("type").and_then(Value::as_str) != Some("object") {
-        return Err(entry_err(
-            "tool",
-            &spec.name,
-            "inputSchema must have \"type\": \"object\"",
-        ));
-    }
-    let compile = |schema: &Value, what: &str| {
-        jsonschema::draft202012::options()
-            .build(schema)
-            .map_err(|e| {
-                entry_err(
-                    "tool",
-                    &spec.name,
-                    format!("{what} is not a valid JSON Schema: {e}"),
-                )
-            })
-    };
-    let validator = Some(compile(&input_schema, "inputSchema")?);
-    let output_validator = match &spec.output_schema {
-        Some(s) => Some(compile(s, "outputSchema")?),
-        None => None,
-    };
-    let mut listing = Map::new();
-    listing.insert("name".into(), json!(spec.name));
-    insert_opt(&mut listing, "title", spec.title.map(Value::String));
-    insert_opt(
-        &mut listing,
-        "description",
-        spec.description.map(Value::String),
-    );
-    listing.insert("inputSchema".into(), input_schema);
-    insert_opt(&mut listing, "outputSchema", spec.output_schema);
-    insert_opt(&mut listing, "annotations", spec.annotations);
-    insert_opt(&mut listing, "icons", spec.icons);
-    let task_support = match spec
-        .execution
-        .as_ref()
-        .and_then(|e| e.get("taskSupport"))
-        .and_then(Value::as_str)
-    {
-        None | Some("forbidden") => TaskSupport::Forbidden,
-        Some("optional") => TaskSupport::Optional,
-        Some("required") => TaskSupport::Required,
-        Some(other) => {
-            return Err(entry_err(
-                "tool",
-                &spec.name,
-                format!("execution.taskSupport '{other}' is not forbidden, optional or required"),
-            ));
-        }
-    };
-    Ok(ToolDef {
-        access: Access {
-            scopes: spec.scopes,
-            roles: spec.roles,
-        },
-        name: spec.name,
-        task_support,
-        listing: Value::Object(listing),
-        validator,
-        output_validator,
-        function,
-        setting,
-    })
-}
-
-fn prompt_def(spec: file::PromptSpec, function: Arc<dyn Function>, setting: Value) -> PromptDef {
-    let mut listing = Map::new();
-    listing.insert("name".into(), json!(spec.name));
-    insert_opt(&mut listing, "title", spec.title.map(Value::String));
-    insert_opt(
-        &mut listing,
-        "description",
-        spec.description.map(Value::String),
-    );
-    let args: Vec<Value> = spec
-        .arguments
-        .iter()
-        .map(|a| {
-            let mut m = Map::new();
-            m.insert("name".into(), json!(a.name));
-            insert_opt(&mut m, "title", a.title.clone().map(Value::String));
-            insert_opt(
-                &mut m,
-                "description",
-                a.description.clone().map(Value::String),
-            );
-            m.insert("required".into(), json!(a.required));
-            Value::Object(m)
-        })
-        .collect();
-    if !args.is_empty() {
-        listing.insert("arguments".into(), Value::Array(args));
-    }
-    let arguments = spec
-        .arguments
-        .into_iter()
-        .map(|a| PromptArg {
-            name: a.name,
-            required: a.required,
-            completions: a.completions,
-        })
-        .collect();
-    PromptDef {
-        name: spec.name,
-        listing: Value::Object(listing),
-        arguments,
-        function,
-        setting,
-    }
-}
-
-fn listing_of(spec: &file::ResourceSpec, uri_key: &str, uri: &str) -> Value {
-    let mut m = Map::new();
-    m.insert(uri_key.into(), json!(uri));
-    m.insert("name".into(), json!(spec.name));
-    insert_opt(&mut m, "title", spec.title.clone().map(Value::String));
-    insert_opt(
-        &mut m,
-        "description",
-        spec.description.clone().map(Value::String),
-    );
-    insert_opt(
-        &mut m,
-        "mimeType",
-        spec.mime_type.clone().map(Value::String),
-    );
-    insert_opt(&mut m, "annotations", spec.annotations.clone());
-    Value::Object(m)
-}
-
-fn insert_opt(m: &mut Map<String, Value>, key: &str, v: Option<Value>) {
-    if let Some(v) = v {
-        m.insert(key.into(), v);
-    }
-}
-
 /// The live catalog of a server: readers take a cheap snapshot; a reload swaps it whole.
 pub struct CatalogHandle {
     current: RwLock<Arc<Catalog>>,
@@ -544,38 +347,54 @@ impl CatalogHandle {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
-    #[test]
-    fn the_embedded_demo_config_loads() {
-        let cat = Catalog::load(None).unwrap();
+    fn rt() -> Runtimes {
+        Runtimes::builtin_only()
+    }
+
+    #[tokio::test]
+    async fn the_embedded_demo_config_loads() {
+        let cat = Catalog::load(None, &rt()).await.unwrap();
         assert!(cat.tool("hello").is_some());
         assert!(cat.tool("add_numbers").is_some());
         assert!(cat.resource("status://server").is_some());
         assert!(cat.prompt("example-prompt").is_some());
     }
 
-    #[test]
-    fn a_module_without_runtime_fails_naming_the_entry() {
+    #[tokio::test]
+    async fn a_module_without_runtime_fails_naming_the_entry() {
         let cfg = r#"{"tools":{"tools":[{"name":"x","inputSchema":{"type":"object"}}],
             "tool_modules":[{"name":"x","module_name":"my_python_pkg","function_name":"f"}]}}"#;
-        let err = Catalog::from_json("t", cfg).err().unwrap().to_string();
+        let err = Catalog::from_json("t", cfg, &rt())
+            .await
+            .err()
+            .unwrap()
+            .to_string();
         assert!(err.contains("tool 'x'"), "{err}");
         assert!(err.contains("my_python_pkg"), "{err}");
     }
 
-    #[test]
-    fn map_shaped_module_entries_load_too() {
+    #[tokio::test]
+    async fn map_shaped_module_entries_load_too() {
         let cfg = r#"{"tools":{"tools":[{"name":"hi"}],
             "tool_modules":{"hi":{"module_name":"mcp_function_demo","function_name":"hello"}}}}"#;
-        assert!(Catalog::from_json("t", cfg).unwrap().tool("hi").is_some());
+        assert!(
+            Catalog::from_json("t", cfg, &rt())
+                .await
+                .unwrap()
+                .tool("hi")
+                .is_some()
+        );
     }
 
-    #[test]
-    fn bad_tool_names_and_missing_entries_are_refused() {
+    #[tokio::test]
+    async fn bad_tool_names_and_missing_entries_are_refused() {
         let cfg = r#"{"tools":{"tools":[{"name":"bad name"}],
             "tool_modules":[{"name":"bad name","module_name":"mcp_function_demo","function_name":"hello"}]}}"#;
         assert!(
-            Catalog::from_json("t", cfg)
+            Catalog::from_json("t", cfg, &rt())
+                .await
                 .err()
                 .unwrap()
                 .to_string()
@@ -583,7 +402,8 @@ mod tests {
         );
         let cfg = r#"{"tools":{"tools":[{"name":"orphan"}]}}"#;
         assert!(
-            Catalog::from_json("t", cfg)
+            Catalog::from_json("t", cfg, &rt())
+                .await
                 .err()
                 .unwrap()
                 .to_string()
@@ -591,15 +411,59 @@ mod tests {
         );
     }
 
-    #[test]
-    fn changes_are_reported_per_list() {
-        let a = Catalog::load(None).unwrap();
-        let b = Catalog::from_json("t", r#"{"prompts":{"prompts":[]}}"#).unwrap();
+    #[tokio::test]
+    async fn changes_are_reported_per_list() {
+        let a = Catalog::load(None, &rt()).await.unwrap();
+        let b = Catalog::from_json("t", r#"{"prompts":{"prompts":[]}}"#, &rt())
+            .await
+            .unwrap();
         let c = b.changes_from(&a);
         assert!(c.tools && c.resources && c.prompts);
         assert_eq!(
-            Catalog::load(None).unwrap().changes_from(&a),
+            Catalog::load(None, &rt()).await.unwrap().changes_from(&a),
             CatalogChanges::default()
         );
+    }
+
+    #[tokio::test]
+    async fn the_bundle_shape_loads_with_links_and_module_settings() {
+        let cfg = r#"{
+          "tools": [{"name": "hi", "inputSchema": {"type": "object"}}],
+          "resources": [{"uri": "status://server", "name": "Server Status"}],
+          "prompts": [{"name": "p", "arguments": [{"name": "a", "required": true}]}],
+          "module_links": [
+            {"type": "tool", "name": "hi", "module_name": "mcp_function_demo",
+             "function_name": "hello", "return_type": "text"},
+            {"type": "resource", "name": "Server Status", "module_name": "mcp_function_demo",
+             "function_name": "read_resource"},
+            {"type": "prompt", "name": "p", "module_name": "mcp_function_demo",
+             "function_name": "get_prompt"}],
+          "modules": [{"module_name": "mcp_function_demo", "package_name": "demo",
+                       "setting": {"k": 1}}]
+        }"#;
+        let cat = Catalog::from_json("t", cfg, &rt()).await.unwrap();
+        assert_eq!(cat.tool("hi").unwrap().binding.setting, json!({"k": 1}));
+        assert!(cat.resource("status://server").is_some());
+        assert!(cat.prompt("p").is_some());
+        let missing = r#"{"tools": [{"name": "x"}], "module_links": []}"#;
+        let err = Catalog::from_json("t", missing, &rt()).await.err().unwrap();
+        assert!(err.to_string().contains("tool 'x': has no entry"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn bad_return_types_and_timeouts_name_the_entry() {
+        let cfg = r#"{"tools":{"tools":[{"name":"x"}],
+            "tool_modules":[{"name":"x","module_name":"mcp_function_demo","function_name":"hello",
+                             "return_type":"video"}]}}"#;
+        let err = Catalog::from_json("t", cfg, &rt()).await.err().unwrap();
+        assert!(
+            err.to_string().contains("tool 'x': return_type 'video'"),
+            "{err}"
+        );
+        let cfg = r#"{"tools":{"tools":[{"name":"x"}],
+            "tool_modules":[{"name":"x","module_name":"mcp_function_demo","function_name":"hello",
+                             "timeout_secs":-1}]}}"#;
+        let err = Catalog::from_json("t", cfg, &rt()).await.err().unwrap();
+        assert!(err.to_string().contains("timeout_secs must be"), "{err}");
     }
 }

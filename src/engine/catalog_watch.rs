@@ -15,6 +15,7 @@ use tokio_stream::wrappers::BroadcastStream;
 
 use super::{Engine, topics};
 use crate::catalog::Catalog;
+use crate::runtime::Runtimes;
 use crate::state::StateError;
 
 /// Catalog events a slow local reader may fall behind by; past it the oldest are dropped
@@ -25,13 +26,16 @@ const LOCAL_CAPACITY: usize = 64;
 pub struct CatalogEvents {
     /// The node's own config file (`None`: the embedded demo), re-read on `config_reload`.
     file: Option<PathBuf>,
+    /// What binds the reloaded file's functions (the same runtimes, so worker pools survive).
+    runtimes: Runtimes,
     local: broadcast::Sender<Value>,
 }
 
 impl CatalogEvents {
-    pub fn new(file: Option<PathBuf>) -> Self {
+    pub fn new(file: Option<PathBuf>, runtimes: Runtimes) -> Self {
         Self {
             file,
+            runtimes,
             local: broadcast::channel(LOCAL_CAPACITY).0,
         }
     }
@@ -48,7 +52,7 @@ impl Engine {
                     return;
                 };
                 if event.get("type").and_then(Value::as_str) == Some("config_reload") {
-                    engine.reload_own_config();
+                    engine.reload_own_config().await;
                 } else {
                     let _ = engine.catalog_events.local.send(event);
                 }
@@ -75,8 +79,9 @@ impl Engine {
 
     /// Re-reads this node's config file; on success swaps it in and tells this node's clients
     /// which lists changed. A file that does not load keeps the previous catalog.
-    fn reload_own_config(&self) {
-        match Catalog::load(self.catalog_events.file.as_deref()) {
+    async fn reload_own_config(&self) {
+        let events = &self.catalog_events;
+        match Catalog::load(events.file.as_deref(), &events.runtimes).await {
             Ok(next) => {
                 let changes = self.catalog.replace(next);
                 tracing::info!(

@@ -1,4 +1,5 @@
-//! Running one function for a request: the context it gets (legacy era: the session and the
+//! Running one function for a request: the one pipeline every bound tool, resource and prompt
+//! goes through (`Engine::invoke`), the context it gets (legacy era: the session and the
 //! request's stream; stateless era: `_meta` and the round of client input), and how a
 //! client-input outcome ends the call in each era.
 
@@ -8,13 +9,45 @@ use serde_json::{Map, Value, json};
 use tokio_util::sync::CancellationToken;
 
 use super::peer::RequestPeer;
-use super::request_state::Binding;
+use super::request_state::Binding as StateBinding;
 use super::{Call, Engine};
+use crate::catalog::Binding;
 use crate::protocol::{Request, RpcError, codes};
 use crate::runtime::{ClientRequestError, Ctx, FunctionError, InputRound, Output, TaskLink};
 use crate::state::JsonText;
 
+/// Everything a request carries into a function call.
+pub(super) struct Invocation<'a> {
+    pub call: &'a Call,
+    pub req: &'a Request,
+    pub cancel: &'a CancellationToken,
+}
+
+/// A function's own outcome, or the request's answer already settled by a client-input
+/// outcome (`input_required`, a missing client capability, a malformed `requestState`).
+pub(super) type Invoked = Result<Result<Output, FunctionError>, Result<Value, RpcError>>;
+
 impl Engine {
+    /// Runs one bound function: builds its `Ctx` and calls it. `Ok(outcome)` is the function's
+    /// own result, left for the caller to shape (tool result, resource contents, prompt
+    /// messages); `Err(answer)` is the request's answer.
+    pub(super) async fn invoke(
+        &self,
+        inv: &Invocation<'_>,
+        entry: &str,
+        binding: &Binding,
+        args: Value,
+    ) -> Invoked {
+        let ctx = self
+            .ctx(inv.call, inv.req, inv.cancel, entry, &binding.setting)
+            .map_err(Err)?;
+        let output = binding.function.call(ctx.clone(), args).await;
+        if let Some(answer) = self.client_outcome(inv.call, inv.req, entry, &ctx, &output) {
+            return Err(answer);
+        }
+        Ok(output)
+    }
+
     /// Builds the context a function runs with. Fails (-32602) when a stateless request
     /// carries malformed input or a `requestState` that does not verify.
     pub(super) fn ctx(
@@ -135,8 +168,8 @@ impl Engine {
     }
 }
 
-fn binding<'a>(call: &'a Call, req: &'a Request, entry: &'a str) -> Binding<'a> {
-    Binding {
+fn binding<'a>(call: &'a Call, req: &'a Request, entry: &'a str) -> StateBinding<'a> {
+    StateBinding {
         subject: &call.principal.subject,
         method: &req.method,
         name: entry,

@@ -37,6 +37,7 @@ use crate::auth::Principal;
 use crate::catalog::{Catalog, CatalogHandle};
 use crate::clock::Clock;
 use crate::protocol::{Notification, Request, RequestId, Response, RpcError, codes};
+use crate::runtime::Runtimes;
 use crate::state::{Bus, EventLog, LogLevel, SessionId, SessionRecord, SessionStore, StateError};
 pub use registry::GetStreamLease;
 use registry::{GetStreams, Inflight, PendingClientRequests};
@@ -172,8 +173,10 @@ pub struct Engine {
 const NODE_ID_PREFIX: &str = "srv";
 
 impl Engine {
+    /// `runtimes` bound `catalog`'s functions; reloads bind through them again.
     pub fn new(
         catalog: Catalog,
+        runtimes: Runtimes,
         backends: Backends,
         settings: EngineSettings,
     ) -> Result<Arc<Self>, EngineError> {
@@ -185,7 +188,10 @@ impl Engine {
         )
         .map_err(|_| EngineError::StateKey)?;
         Ok(Arc::new(Self {
-            catalog_events: catalog_watch::CatalogEvents::new(settings.config_file.clone()),
+            catalog_events: catalog_watch::CatalogEvents::new(
+                settings.config_file.clone(),
+                runtimes,
+            ),
             catalog: CatalogHandle::new(catalog),
             backends,
             settings,

@@ -4,10 +4,11 @@
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
+use super::invoke::Invocation;
 use super::{Call, Engine, pagination, str_param};
 use crate::catalog::Catalog;
 use crate::protocol::{Request, RpcError};
-use crate::runtime::Output;
+use crate::runtime::{FunctionError, Output};
 
 pub fn list(catalog: &Catalog, params: &Value, page_size: usize) -> Result<Value, RpcError> {
     let items: Vec<Value> = catalog.prompts.iter().map(|p| p.listing.clone()).collect();
@@ -45,12 +46,15 @@ pub async fn get(
             missing.name
         )));
     }
-    let ctx = engine.ctx(call, req, cancel, name, &prompt.setting)?;
-    let output = prompt.function.call(ctx.clone(), args).await;
-    if let Some(outcome) = engine.client_outcome(call, req, name, &ctx, &output) {
-        return outcome;
-    }
-    let output = output.map_err(|e| RpcError::internal(format!("Prompt {name} failed: {e}")))?;
+    let inv = Invocation { call, req, cancel };
+    let output = match engine.invoke(&inv, name, &prompt.binding, args).await {
+        Ok(output) => output,
+        Err(answer) => return answer,
+    };
+    let output = output.map_err(|e| match e {
+        FunctionError::Rpc(e) => e,
+        e => RpcError::internal(format!("Prompt {name} failed: {e}")),
+    })?;
     let user = |content: Value| json!({"role": "user", "content": content});
     let mut result = match output {
         Output::Text(t) => json!({"messages": [user(json!({"type": "text", "text": t}))]}),

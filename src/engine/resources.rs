@@ -1,14 +1,13 @@
 //! `resources/list`, `resources/templates/list`, `resources/read` (spec server/resources).
 
-use std::sync::Arc;
-
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
+use super::invoke::Invocation;
 use super::{Call, Engine, pagination, str_param};
-use crate::catalog::Catalog;
+use crate::catalog::{Binding, Catalog};
 use crate::protocol::{Request, RpcError, codes};
-use crate::runtime::{Function, Output};
+use crate::runtime::{FunctionError, Output};
 
 pub fn list(catalog: &Catalog, params: &Value, page_size: usize) -> Result<Value, RpcError> {
     let items: Vec<Value> = catalog
@@ -50,46 +49,35 @@ pub async fn read(
     cancel: &CancellationToken,
 ) -> Result<Value, RpcError> {
     let uri = str_param(params, "uri")?;
-    let (function, setting, mime, name, vars): (Arc<dyn Function>, _, _, _, _) =
-        if let Some(r) = catalog.resource(uri) {
-            (
-                r.function.clone(),
-                r.setting.clone(),
-                r.mime_type.clone(),
-                r.uri.clone(),
-                json!({}),
-            )
-        } else if let Some((t, vars)) = catalog.match_template(uri) {
-            let name = t
-                .listing
-                .get("name")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string();
-            (
-                t.function.clone(),
-                t.setting.clone(),
-                t.mime_type.clone(),
-                name,
-                Value::Object(vars),
-            )
-        } else if call.modern.is_some() {
-            // SEP-2164: the stateless era reports an unknown resource as invalid params.
-            return Err(
-                RpcError::invalid_params(format!("Resource not found: {uri}"))
-                    .with_data(json!({"uri": uri})),
-            );
-        } else {
-            return Err(not_found(uri));
-        };
-    let ctx = engine.ctx(call, req, cancel, &name, &setting)?;
-    let output = function
-        .call(ctx.clone(), json!({"uri": uri, "params": vars}))
-        .await;
-    if let Some(outcome) = engine.client_outcome(call, req, &name, &ctx, &output) {
-        return outcome;
-    }
-    let output = output.map_err(|e| RpcError::internal(format!("Reading {uri} failed: {e}")))?;
+    let (binding, mime, name, vars): (&Binding, _, _, _) = if let Some(r) = catalog.resource(uri) {
+        (&r.binding, r.mime_type.clone(), r.uri.clone(), json!({}))
+    } else if let Some((t, vars)) = catalog.match_template(uri) {
+        let name = t
+            .listing
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        (&t.binding, t.mime_type.clone(), name, Value::Object(vars))
+    } else if call.modern.is_some() {
+        // SEP-2164: the stateless era reports an unknown resource as invalid params.
+        return Err(
+            RpcError::invalid_params(format!("Resource not found: {uri}"))
+                .with_data(json!({"uri": uri})),
+        );
+    } else {
+        return Err(not_found(uri));
+    };
+    let inv = Invocation { call, req, cancel };
+    let args = json!({"uri": uri, "params": vars});
+    let output = match engine.invoke(&inv, &name, binding, args).await {
+        Ok(output) => output,
+        Err(answer) => return answer,
+    };
+    let output = output.map_err(|e| match e {
+        FunctionError::Rpc(e) => e,
+        e => RpcError::internal(format!("Reading {uri} failed: {e}")),
+    })?;
     let item = |mime_default: &str, text: String| json!({"uri": uri, "mimeType": mime.as_deref().unwrap_or(mime_default), "text": text});
     let contents = match output {
         Output::Text(t) => vec![item("text/plain", t)],

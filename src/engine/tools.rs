@@ -4,6 +4,7 @@
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
+use super::invoke::Invocation;
 use super::{Call, Engine, pagination, str_param};
 use std::sync::Arc;
 
@@ -13,7 +14,7 @@ use super::tasks;
 use crate::auth::Principal;
 use crate::catalog::{Catalog, TaskSupport, ToolDef};
 use crate::protocol::{ProtocolVersion, Request, RpcError};
-use crate::runtime::{ClientRequestError, Ctx, TaskLink};
+use crate::runtime::{ClientRequestError, TaskLink};
 use crate::runtime::{FunctionError, Output};
 
 pub fn list(
@@ -56,7 +57,7 @@ pub async fn call(
         .tool(name)
         .filter(|t| call.principal.may_use(&t.access))
         .ok_or_else(|| RpcError::invalid_params(format!("Unknown tool: {name}")))?;
-    let args = match params.get("arguments") {
+    let mut args = match params.get("arguments") {
         None | Some(Value::Null) => json!({}),
         Some(v @ Value::Object(_)) => v.clone(),
         Some(_) => {
@@ -70,6 +71,10 @@ pub async fn call(
             "Invalid arguments for tool {name}: {problems}"
         )));
     }
+    // As the Python daemon does: a property left out gets its schema default before the call.
+    if let Some(schema) = tool.listing.get("inputSchema") {
+        apply_defaults(schema, &mut args);
+    }
     let as_task = call.modern.as_ref().map(tasks::declared);
     match (tool.task_support, as_task) {
         (TaskSupport::Required, Some(false)) => return Err(tasks::missing_extension()),
@@ -78,26 +83,48 @@ pub async fn call(
         }
         _ => {}
     }
-    let ctx = engine.ctx(call, req, cancel, name, &tool.setting)?;
-    let output = tool.function.call(ctx.clone(), args).await;
-    finish(engine, tool, call, req, &ctx, output)
+    let inv = Invocation { call, req, cancel };
+    match engine.invoke(&inv, name, &tool.binding, args).await {
+        Ok(output) => finish(tool, output),
+        Err(answer) => answer,
+    }
 }
 
-fn finish(
-    engine: &Engine,
-    tool: &ToolDef,
-    call: &Call,
-    req: &Request,
-    ctx: &Ctx,
-    output: Result<Output, FunctionError>,
-) -> Result<Value, RpcError> {
-    if let Some(outcome) = engine.client_outcome(call, req, &tool.name, ctx, &output) {
-        return outcome;
-    }
+fn finish(tool: &ToolDef, output: Result<Output, FunctionError>) -> Result<Value, RpcError> {
     if let Err(FunctionError::Rpc(e)) = output {
         return Err(e);
     }
     Ok(shape(tool, output))
+}
+
+/// Inserts each absent property's `default` (a copy), into nested objects and the objects of
+/// arrays too, as the Python daemon's `_apply_defaults` does. Present values are left alone.
+fn apply_defaults(schema: &Value, value: &mut Value) {
+    match value {
+        Value::Object(obj) => {
+            let Some(props) = schema.get("properties").and_then(Value::as_object) else {
+                return;
+            };
+            for (key, prop) in props {
+                match obj.get_mut(key) {
+                    Some(v) => apply_defaults(prop, v),
+                    None => {
+                        if let Some(d) = prop.get("default") {
+                            obj.insert(key.clone(), d.clone());
+                        }
+                    }
+                }
+            }
+        }
+        Value::Array(items) => {
+            if let Some(item_schema) = schema.get("items") {
+                for item in items {
+                    apply_defaults(item_schema, item);
+                }
+            }
+        }
+        _ => {}
+    }
 }
 
 /// Runs a call that may become a task: it answers like a plain call unless the function calls
@@ -121,14 +148,14 @@ async fn call_as_task(
         req,
         &task.cancel,
         &tool.name,
-        &tool.setting,
+        &tool.binding.setting,
         Some(link),
     )?;
     let (done_tx, done_rx) = oneshot::channel();
     let (run_task, run_tool, run_ctx) = (task.clone(), tool.clone(), ctx.clone());
     tokio::spawn(async move {
         let output = tokio::select! {
-            o = run_tool.function.call(run_ctx, args) => o,
+            o = run_tool.binding.function.call(run_ctx, args) => o,
             _ = run_task.cancel.cancelled() => return,
         };
         if !run_task.started() {
@@ -146,7 +173,10 @@ async fn call_as_task(
             engine.tasks.insert(task.clone());
             Ok(task.created_result())
         }
-        Ok(output) = done_rx => finish(engine, tool, call, req, &ctx, output),
+        Ok(output) = done_rx => match engine.client_outcome(call, req, &tool.name, &ctx, &output) {
+            Some(answer) => answer,
+            None => finish(tool, output),
+        },
         else => Err(RpcError::internal("Internal error: the call ended without an answer")),
     }
 }
@@ -227,5 +257,32 @@ pub fn scope_challenge(
             Some(needed)
         }
         crate::auth::scope::Missing::Role => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_fill_absent_properties_only_and_reach_nested_objects() {
+        let schema = json!({"type": "object", "properties": {
+            "warehouse": {"type": "string", "default": "main"},
+            "sku": {"type": "string"},
+            "opts": {"type": "object", "properties": {"limit": {"default": 10}}},
+            "lines": {"type": "array", "items": {"type": "object",
+                      "properties": {"qty": {"default": 1}}}}
+        }});
+        let mut args =
+            json!({"sku": "a", "warehouse": "east", "opts": {}, "lines": [{}, {"qty": 5}]});
+        apply_defaults(&schema, &mut args);
+        assert_eq!(
+            args,
+            json!({"sku": "a", "warehouse": "east", "opts": {"limit": 10},
+                   "lines": [{"qty": 1}, {"qty": 5}]})
+        );
+        let mut empty = json!({});
+        apply_defaults(&schema, &mut empty);
+        assert_eq!(empty, json!({"warehouse": "main"}));
     }
 }

@@ -18,10 +18,10 @@ use serde_json::Value;
 
 pub use code::{CodeError, CodeLocation, CodeRef, CodeSource, LocalCode};
 pub use ctx::{Ctx, Peer};
+pub use input::InputRound;
 pub use resolve::{
     BuiltinRuntime, FunctionSpec, Kind, ReturnType, Runtime, RuntimeError, Runtimes,
 };
-pub use input::InputRound;
 pub use task::TaskLink;
 
 use crate::protocol::RpcError;

@@ -130,7 +130,11 @@ impl Runtimes {
         Self(vec![Arc::new(BuiltinRuntime::default())])
     }
 
-    pub async fn bind(&self, spec: &FunctionSpec) -> Result<Arc<dyn Function>, RuntimeError> {
+    /// The function for `spec`, with the name of the runtime that bound it.
+    pub async fn bind(
+        &self,
+        spec: &FunctionSpec,
+    ) -> Result<(&'static str, Arc<dyn Function>), RuntimeError> {
         let runtime = match &spec.runtime {
             Some(name) => self.0.iter().find(|r| r.name() == name).ok_or_else(|| {
                 RuntimeError::Invalid(format!(
@@ -147,7 +151,7 @@ impl Runtimes {
                 ))
             })?,
         };
-        runtime.bind(spec).await
+        Ok((runtime.name(), runtime.bind(spec).await?))
     }
 
     pub async fn shutdown(&self) {
@@ -174,8 +178,14 @@ impl Runtime for BuiltinRuntime {
         "builtin"
     }
 
+    /// A builtin module's name with no class, bundle or command: an entry naming a class or a
+    /// `source` is Python code, even under a builtin's name (the Python daemon's demo module is
+    /// called `mcp_function_demo` too).
     fn serves(&self, spec: &FunctionSpec) -> bool {
-        spec.command.is_none() && builtin::MODULES.contains(&spec.code.module.as_str())
+        spec.command.is_none()
+            && spec.class.is_none()
+            && spec.code.source.is_none()
+            && builtin::MODULES.contains(&spec.code.module.as_str())
     }
 
     async fn bind(&self, spec: &FunctionSpec) -> Result<Arc<dyn Function>, RuntimeError> {

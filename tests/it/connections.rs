@@ -233,7 +233,13 @@ async fn an_sse_stream_outlives_the_idle_timeout() {
     let mut stream = SseReader::new(s.get_stream(&sid, None).await);
     // Several idle timeouts pass with the stream quiet.
     tokio::time::sleep(Duration::from_secs(4)).await;
-    s.engine.replace_catalog(Catalog::load(None).unwrap()).await;
+    s.engine
+        .replace_catalog(
+            Catalog::load(None, &mcp_daemon::runtime::Runtimes::builtin_only())
+                .await
+                .unwrap(),
+        )
+        .await;
     let note = tokio::time::timeout(
         DEADLINE,
         stream.until_method("notifications/tools/list_changed"),

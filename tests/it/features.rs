@@ -313,7 +313,13 @@ async fn catalog_changes_send_list_changed_to_open_streams() {
     let s = TestServer::start().await;
     let sid = s.initialize("2025-06-18", json!({})).await;
     let mut stream = SseReader::new(s.get_stream(&sid, None).await);
-    s.engine.replace_catalog(Catalog::load(None).unwrap()).await;
+    s.engine
+        .replace_catalog(
+            Catalog::load(None, &mcp_daemon::runtime::Runtimes::builtin_only())
+                .await
+                .unwrap(),
+        )
+        .await;
     let mut methods = Vec::new();
     for _ in 0..3 {
         methods.push(
