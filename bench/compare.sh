@@ -114,6 +114,8 @@ start_redis() {
   REDIS_URL_USED=redis://127.0.0.1:$port/
 }
 
+EXTRA_ENV=() # more daemon settings (the extras lift the anonymous-session cap)
+
 # auth_on: sign-in on (local users) for the next daemon, with one user to sign in as.
 BENCH_PASSWORD=bench-password-not-a-secret
 auth_on() {
@@ -137,7 +139,7 @@ start_daemon() { # start_daemon CONFIG [REDIS_URL]
   local port
   port=$(free_port)
   local log=$BENCH_TMP/daemon-$port.log
-  local vars=(LOG_LEVEL=warn "${AUTH_ENV[@]}")
+  local vars=(LOG_LEVEL=warn "${AUTH_ENV[@]}" "${EXTRA_ENV[@]}")
   # Every node of a cluster seals requestState with the same key.
   [[ -n ${2:-} ]] && vars+=(REDIS_URL="$2" REQUEST_STATE_KEY=mcp-daemon-benchmark-key-not-a-secret)
   spawn "$log" "${PIN[@]}" env "${vars[@]}" "$DAEMON" --config "$1" --port "$port"
@@ -230,6 +232,8 @@ extra() { # extra KIND SERVER LOADGEN-ARGS...
 }
 
 if [[ $EXTRAS == 1 ]]; then
+  # Every session and stream of these runs is anonymous: lift the per-node cap on those.
+  EXTRA_ENV=(MAX_ANONYMOUS_SESSIONS=$((SESSIONS + STREAMS + 100)))
   for name in daemon-memory daemon-redis-1 daemon-redis-3; do
     want "$name" && [[ -z ${UNAVAILABLE[$name]:-} ]] || continue
     say "extras: $name"
