@@ -313,3 +313,22 @@ pub struct PromptArgSpec {
     #[serde(default)]
     pub completions: Vec<String>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_python_daemons_readme_config_parses_unchanged() {
+        let text = include_str!("../../tests/fixtures/functions/readme_demo.json");
+        let file: ConfigFile = serde_json::from_str(text).unwrap();
+        assert_eq!(file.tools.items.len(), 2);
+        let hello = &file.tools.modules[0];
+        assert_eq!(hello.name, "hello");
+        assert_eq!(hello.class_name.as_deref(), Some("MCPFunctionDemo"));
+        assert_eq!(hello.package_name.as_deref(), Some("mcp_function_demo"));
+        assert_eq!(hello.source, None, "no source: an installed package");
+        assert_eq!(file.resources.resource_modules[0].name, "Server Status");
+        assert_eq!(file.prompts.modules[0].function_name, "get_prompt");
+    }
+}

@@ -8,9 +8,11 @@ use std::time::Duration;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
+mod functions;
 mod limits;
 
 pub use crate::auth::AuthProvider;
+pub use functions::{FunctionSettings, SandboxMode};
 pub use limits::{AuthLimits, HttpLimits, StateLimits};
 use serde::Serialize;
 
@@ -332,6 +334,10 @@ pub struct Config {
     #[command(flatten)]
     #[serde(flatten)]
     pub auth_limits: AuthLimits,
+
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub functions: FunctionSettings,
 }
 
 fn mask_list<S: serde::Serializer>(v: &[String], s: S) -> Result<S::Ok, S::Error> {
@@ -418,6 +424,7 @@ impl Config {
         }
         self.http_limits.validate()?;
         self.state_limits.validate()?;
+        self.functions.validate()?;
         self.auth_limits.validate()?;
         self.validate_auth()
     }
