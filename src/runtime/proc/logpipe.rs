@@ -225,12 +225,12 @@ mod tests {
         };
         let mut input = b"\x1dmy_tool\nshort\n0123456789abcdef\n".to_vec();
         input.extend(std::iter::repeat_n(b'x', 1 << 20));
-        input.extend(b"\n\x1eEfailed here\n");
+        input.extend(b"\n\x1eEfailed\n");
         let pipe = LogPipe::spawn(std::io::Cursor::new(input), "python", "f", 1, caps);
         let last = pipe.finish(Duration::from_secs(5)).await;
         assert_eq!(last[0], "short");
         assert_eq!(last[1], "01234567…[cut]");
         assert_eq!(last[2], "xxxxxxxx…[cut]");
-        assert_eq!(last[3], "failed here");
+        assert_eq!(last[3], "failed");
     }
 }
