@@ -62,11 +62,18 @@ impl Interps {
 }
 
 async fn probe(python: &Path) -> Result<Interp, String> {
-    let run = tokio::process::Command::new(python)
-        .args(["-I", "-c", PROBE])
+    let mut cmd = tokio::process::Command::new(python);
+    // -S: no site import, so no `.pth` file of the interpreter's site-packages runs here,
+    // outside the sandbox. An interpreter named by path (a bundle's virtual environment)
+    // also gets an empty environment; a bare name (`python3`, maybe a pyenv shim) needs the
+    // daemon's to be found and to work.
+    cmd.args(["-I", "-S", "-c", PROBE])
         .stdin(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .output();
+        .kill_on_drop(true);
+    if python.is_absolute() {
+        cmd.env_clear().env("PATH", "/usr/local/bin:/usr/bin:/bin");
+    }
+    let run = cmd.output();
     let out = tokio::time::timeout(Duration::from_secs(30), run)
         .await
         .map_err(|_| format!("{} did not answer within 30 s", python.display()))?

@@ -5,16 +5,17 @@
 # fd 0 becomes /dev/null and fd 1 points at the log pipe (fd 2), so `print` and C-level writes
 # land in the daemon's log instead of corrupting the frames.
 #
+# asyncio and inspect are imported on first need: together they add ~25 ms and several MB to
+# every worker, and most functions are plain synchronous ones.
+#
 # One call at a time runs on the main thread, called the way the original Python daemon calls
 # it: `cls(logger, **setting)` (a fresh instance per call), tools `fn(**arguments)`, resources
 # `fn(uri)`, prompts `fn(name, **arguments)`, coroutines run with asyncio.
 
-import asyncio
 import base64
 import datetime
 import decimal
 import importlib
-import inspect
 import json
 import logging
 import os
@@ -312,14 +313,20 @@ class Context:
         self.log(level, data, logger)
 
     async def arequest(self, method, params=None, key=None):
+        import asyncio
+
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(None, self.request, method, params, key)
 
     async def aelicit(self, message, schema, key=None):
+        import asyncio
+
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(None, self.elicit, message, schema, key)
 
     async def asample(self, messages, max_tokens=1000, system_prompt=None, key=None, **extra):
+        import asyncio
+
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(
             None, lambda: self.sample(messages, max_tokens, system_prompt, key, **extra)
@@ -409,15 +416,32 @@ class _Failure(Exception):
 
 
 def _context_param(fn):
+    """The name of the parameter annotated with `Context`, if any (string annotations from
+    `from __future__ import annotations` count too)."""
     try:
-        sig = inspect.signature(fn)
-    except (TypeError, ValueError):
+        annotations = getattr(fn, "__annotations__", None)
+        if annotations is None and callable(fn):
+            annotations = getattr(type(fn).__call__, "__annotations__", None)
+    except Exception:
         return None
-    for p in sig.parameters.values():
-        a = p.annotation
+    for name, a in (annotations or {}).items():
+        if name == "return":
+            continue
         if a is Context or (isinstance(a, str) and a.rsplit(".", 1)[-1] == "Context"):
-            return p.name
+            return name
     return None
+
+
+_CO_COROUTINE = 0x80
+
+
+def _is_coroutine_function(fn):
+    code = getattr(getattr(fn, "__func__", fn), "__code__", None)
+    if code is not None:
+        return bool(code.co_flags & _CO_COROUTINE)
+    import inspect
+
+    return inspect.iscoroutinefunction(fn)
 
 
 _ISO = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:?\d{2})?$")
@@ -453,6 +477,7 @@ class _State:
         self.last_entry = None
         self.cpu_per_call = None
         self.cpu_soft = None
+        self.cpu_seen = 0.0
         self.partition = ("default", None)
         self.critical = 0
         self.pending = False
@@ -481,9 +506,9 @@ def _arm_cpu():
     # "used so far + the per-call allowance" (the hard limit, set by the launcher, caps the
     # worker's lifetime and cannot be raised from here).
     if not _state.cpu_per_call:
-        return 0.0
-    ru = resource.getrusage(resource.RUSAGE_SELF)
-    used = ru.ru_utime + ru.ru_stime
+        return
+    # The CPU used as of the end of the previous call (what ran in between is negligible).
+    used = _state.cpu_seen
     soft = int(used) + 1 + _state.cpu_per_call
     if soft != _state.cpu_soft:
         _, hard = resource.getrlimit(resource.RLIMIT_CPU)
@@ -494,12 +519,12 @@ def _arm_cpu():
             _state.cpu_soft = soft
         except (ValueError, OSError):
             pass
-    return used
 
 
 def _cpu_used():
     ru = resource.getrusage(resource.RUSAGE_SELF)
-    return ru.ru_utime + ru.ru_stime
+    _state.cpu_seen = ru.ru_utime + ru.ru_stime
+    return _state.cpu_seen
 
 
 def _children_left():
@@ -537,17 +562,23 @@ def _run(fdef, call, msg):
         fn = getattr(obj, fdef.function)
     _state.in_function = True
     try:
-        if fdef.is_async or inspect.iscoroutinefunction(fn):
+        if fdef.is_async or _is_coroutine_function(fn):
             return _run_async(fn, pos, kwargs)
         result = fn(*pos, **kwargs)
-        if inspect.isawaitable(result):
-            return _run_async(lambda: result, (), {})
+        if hasattr(result, "__await__"):
+            return _run_async(_identity, (result,), {})
         return result
     finally:
         _state.in_function = False
 
 
+def _identity(awaitable):
+    return awaitable
+
+
 def _run_async(fn, pos, kwargs):
+    import asyncio
+
     loop = asyncio.new_event_loop()
     _state.loop = loop
     try:
@@ -758,6 +789,7 @@ def main():
     mod.ClientError = ClientError
     sys.modules["mcp_daemon"] = mod
     signal.signal(signal.SIGUSR1, _on_cancel)
+    _cpu_used()
     _state.pipe.send({"t": "ready", "pid": os.getpid(), "python": sys.version.split()[0]})
     while True:
         try:
