@@ -325,6 +325,16 @@ async fn misbehaving_functions_fail_alone_within_their_deadline() {
     assert_eq!(text(call(&chatty, "chatty", json!({})).await), "said a lot");
     // Every broken worker was replaced: calls go on.
     assert_eq!(text(call(&add, "add", json!({"a": 4, "b": 4})).await), "8");
+    // Before shutdown: the only processes left are the idle workers themselves (none of the
+    // children `forker` started, none of a killed worker's).
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let mut procs = rig.processes();
+    while procs.len() != rig.runtime.live_workers() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        procs = rig.processes();
+    }
+    assert_eq!(procs.len(), rig.runtime.live_workers(), "{procs:?}");
+    assert!(procs.iter().all(|(_, cmd)| cmd.contains(" -I -B -c ")), "{procs:?}");
     rig.runtime.shutdown().await;
     let left = rig.leftovers().await;
     assert!(left.is_empty(), "processes left: {left:?}");

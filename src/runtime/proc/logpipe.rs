@@ -81,8 +81,7 @@ impl LogPipe {
         if tokio::time::timeout(wait, &mut task).await.is_err() {
             task.abort();
         }
-        let lines = last.lock().iter().cloned().collect();
-        lines
+        last.lock().iter().cloned().collect()
     }
 }
 
