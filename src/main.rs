@@ -19,8 +19,17 @@ use mcp_daemon::transport::stdio;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+fn main() -> ExitCode {
+    // The worker launcher (`mcp-daemon sandbox-exec ...`) confines itself and execs a worker;
+    // it must run before the async runtime starts threads, and parses no daemon config.
+    if let Some(code) = mcp_daemon::runtime::sandbox::launch_if_asked() {
+        return code;
+    }
+    daemon()
+}
+
 #[tokio::main]
-async fn main() -> ExitCode {
+async fn daemon() -> ExitCode {
     match run().await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -43,6 +43,10 @@ pub struct Ctx {
     pub entry: String,
     /// The module entry's `setting` from the config file.
     pub setting: Value,
+    /// The partition key of the call (`endpoint_id` or `endpoint_id#part_id`); Python
+    /// classes that declare both get `endpoint_id` / `part_id` from it. `default` until the
+    /// engine passes the real one.
+    pub partition: std::borrow::Cow<'static, str>,
     progress_token: Option<Value>,
     log_level: Option<LogLevel>,
     peer: Arc<dyn Peer>,
@@ -69,6 +73,7 @@ impl Ctx {
             cancel,
             entry: String::new(),
             setting: Value::Null,
+            partition: std::borrow::Cow::Borrowed("default"),
             progress_token,
             log_level,
             peer,

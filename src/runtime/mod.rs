@@ -5,9 +5,13 @@
 
 pub mod builtin;
 mod code;
+pub mod command;
 mod ctx;
 mod input;
+pub mod proc;
+pub mod python;
 mod resolve;
+pub mod sandbox;
 mod task;
 
 use std::sync::Arc;
@@ -17,8 +21,10 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 pub use code::{CodeError, CodeLocation, CodeRef, CodeSource, LocalCode};
+pub use command::{CommandRuntime, CommandSettings};
 pub use ctx::{Ctx, Peer};
 pub use input::InputRound;
+pub use python::{PythonRuntime, PythonSettings};
 pub use resolve::{
     BuiltinRuntime, FunctionSpec, Kind, ReturnType, Runtime, RuntimeError, Runtimes,
 };
