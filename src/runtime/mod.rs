@@ -4,6 +4,7 @@
 //! worker pool and the command runtime find their code through a `CodeSource` (`code`).
 
 pub mod builtin;
+pub mod bundle;
 mod code;
 mod ctx;
 mod input;
@@ -16,12 +17,13 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde_json::Value;
 
+pub use bundle::{BundleCache, BundleSettings, ZipLimits};
 pub use code::{CodeError, CodeLocation, CodeRef, CodeSource, LocalCode};
 pub use ctx::{Ctx, Peer};
+pub use input::InputRound;
 pub use resolve::{
     BuiltinRuntime, FunctionSpec, Kind, ReturnType, Runtime, RuntimeError, Runtimes,
 };
-pub use input::InputRound;
 pub use task::TaskLink;
 
 use crate::protocol::RpcError;
