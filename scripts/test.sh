@@ -85,6 +85,9 @@ cargo clippy --workspace --all-targets --quiet -- -D warnings
 step "build (release, once)"
 cargo build --release --workspace --tests --bins --quiet
 
+step "python venv (.tooling/venv: moto's S3 server for the blob and bundle tests)"
+bash tests/interop/run.sh --install-python
+
 step "unit and integration tests"
 # nextest reads .config/nextest.toml: a test that hangs is ended after 3 minutes and fails.
 if cargo nextest --version >/dev/null 2>&1; then

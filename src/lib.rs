@@ -14,6 +14,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod blob;
 pub mod catalog;
 pub mod clock;
 pub mod config;

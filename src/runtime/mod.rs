@@ -4,6 +4,7 @@
 //! worker pool and the command runtime find their code through a `CodeSource` (`code`).
 
 pub mod builtin;
+pub mod bundle;
 mod code;
 pub mod command;
 mod ctx;
@@ -20,6 +21,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde_json::Value;
 
+pub use bundle::{BundleCache, BundleSettings, ZipLimits};
 pub use code::{CodeError, CodeLocation, CodeRef, CodeSource, LocalCode};
 pub use command::{CommandRuntime, CommandSettings};
 pub use ctx::{Ctx, Peer};

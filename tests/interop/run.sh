@@ -2,6 +2,8 @@
 # Interop suites: drive mcp-daemon with the official MCP client SDKs.
 #
 #   bash tests/interop/run.sh
+#   bash tests/interop/run.sh --install-python   # only ensure .tooling/venv, run nothing
+#                                                # (scripts/test.sh: the Rust tests need moto)
 #
 # Idempotent: installs the Python SDK (with selenium, moto and boto3 for the auth tests) into
 # .tooling/venv and the TypeScript SDKs (v1 @modelcontextprotocol/sdk, v2
@@ -95,6 +97,10 @@ ensure_node() {
 }
 
 ensure_python
+if [[ "${1:-}" == "--install-python" ]]; then
+  log "python venv ready: $VENV ($("$VENV/bin/python" -m pip show moto 2>/dev/null | sed -n 's/^Version: /moto /p'))"
+  exit 0
+fi
 ensure_chromium
 ensure_node
 
