@@ -23,7 +23,13 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::engine::{Backends, Engine, EngineError, EngineSettings, SessionLimits};
 use crate::ops::origin::OriginPolicy;
-use crate::runtime::Runtimes;
+use crate::blob::{self, BlobSettings, S3Settings};
+use crate::config::SandboxMode;
+use crate::runtime::sandbox::{Limits, SandboxPolicy};
+use crate::runtime::{
+    BuiltinRuntime, BundleCache, BundleSettings, CommandRuntime, CommandSettings, PythonRuntime,
+    PythonSettings, Runtimes,
+};
 use crate::state::StateError;
 use crate::state::memory::{
     EventLogLimits, MemoryAuthStore, MemoryBus, MemoryEventLog, MemorySessionStore,
@@ -44,11 +50,83 @@ pub enum BuildError {
     State(#[from] StateError),
     #[error("authentication: {0}")]
     Auth(String),
+    #[error("functions: {0}")]
+    Functions(String),
 }
 
-/// The ways this server runs functions, built once and shared by every catalog it loads.
-pub fn build_runtimes(_config: &Config) -> Runtimes {
-    Runtimes::builtin_only()
+/// The ways this server runs functions, built once and shared by every catalog it loads:
+/// builtin modules, executables, and Python worker pools whose code comes from bundles in the
+/// blob store (S3 with `FUNCT_BUCKET_NAME`, else a local folder) or installed packages.
+pub async fn build_runtimes(config: &Config) -> Result<Runtimes, BuildError> {
+    let f = &config.functions;
+    let blob = blob::open(&BlobSettings {
+        bucket: f.funct_bucket_name.clone(),
+        folder: f
+            .funct_bundle_dir
+            .clone()
+            .unwrap_or_else(|| config.data_dir.join("bundles")),
+        s3: S3Settings {
+            region: config.region_name.clone().or(config.aws_region.clone()),
+            endpoint: f.s3_endpoint().map(str::to_string),
+            credentials: None,
+        },
+    })
+    .await
+    .map_err(|e| BuildError::Functions(format!("bundle store: {e}")))?;
+    let bundles = BundleCache::new(
+        blob,
+        BundleSettings {
+            zip_path: f.funct_zip_path.clone(),
+            extract_path: f.funct_extract_path.clone(),
+            check_interval: Duration::from_secs(f.bundle_check_secs),
+            install_requirements: f.bundle_pip_install,
+            python: f.python_bin.clone().unwrap_or_else(|| "python3".into()),
+            ..BundleSettings::default()
+        },
+    );
+    let sandbox = match f.function_sandbox {
+        SandboxMode::Require => SandboxPolicy::Require,
+        SandboxMode::BestEffort => SandboxPolicy::BestEffort,
+        SandboxMode::Off => SandboxPolicy::Off,
+    };
+    let limits = Limits {
+        memory_bytes: Some(f.function_memory_mb << 20),
+        cpu_secs: Some(f.function_cpu_secs),
+        open_files: Some(f.function_open_files),
+        ..Limits::default()
+    };
+    let scratch = f
+        .worker_scratch_dir
+        .clone()
+        .unwrap_or_else(|| std::env::temp_dir().join("mcp-daemon-workers"));
+    let timeout = Duration::from_secs(f.function_timeout_secs);
+    let python = PythonRuntime::new(
+        PythonSettings {
+            interpreter: f.python_bin.clone(),
+            default_timeout: timeout,
+            limits: limits.clone(),
+            max_calls_per_pool: f.function_calls_per_pool,
+            max_calls_total: f.function_calls_total,
+            max_queue_per_pool: f.function_queue,
+            idle_lifetime: Duration::from_secs(f.worker_idle_secs),
+            scratch_root: scratch.join("python"),
+            sandbox,
+            ..PythonSettings::default()
+        },
+        Arc::new(bundles),
+    );
+    let command = CommandRuntime::new(CommandSettings {
+        default_timeout: timeout,
+        limits,
+        scratch_root: scratch.join("command"),
+        sandbox,
+        ..CommandSettings::default()
+    });
+    Ok(Runtimes::new(vec![
+        Arc::new(BuiltinRuntime::default()),
+        Arc::new(command),
+        Arc::new(python),
+    ]))
 }
 
 /// Builds the engine on Redis when `REDIS_URL` is set, else on the embedded (in-memory)
@@ -57,7 +135,7 @@ pub async fn build_engine(
     config: &Config,
     clock: Arc<dyn Clock>,
 ) -> Result<Arc<Engine>, BuildError> {
-    let runtimes = build_runtimes(config);
+    let runtimes = build_runtimes(config).await?;
     let catalog = Catalog::load(config.config_file.as_deref(), &runtimes).await?;
     let limits = EventLogLimits {
         events_per_stream: config.replay_buffer_events,

@@ -61,8 +61,8 @@ async fn run() -> anyhow::Result<()> {
     if config.transport == TransportMode::Stdio {
         let principal = stdio_principal(&config, &engine).await?;
         tracing::info!(subject = %principal.subject, "serving MCP on stdio");
-        return stdio::serve(
-            engine,
+        let served = stdio::serve(
+            engine.clone(),
             principal,
             tokio::io::stdin(),
             tokio::io::stdout(),
@@ -70,7 +70,10 @@ async fn run() -> anyhow::Result<()> {
             config.max_json_depth,
         )
         .await;
+        engine.shutdown_functions().await;
+        return served;
     }
+    let functions = engine.clone();
     let state = app::http_state(&config, engine).context("cannot start")?;
     let addr = std::net::SocketAddr::new(config.host, config.port);
     let listener = tokio::net::TcpListener::bind(addr)
@@ -90,8 +93,9 @@ async fn run() -> anyhow::Result<()> {
     tracing::info!(%local, "mcp-daemon listening on http://{local}/mcp (also /sse, /http, /health)");
     // On SIGTERM the server stops accepting, lets requests in progress finish for
     // SHUTDOWN_GRACE_SECS and then closes what is left (open streams), so it exits in bounded time.
-    app::serve(listener, state, shutdown_signal()).await?;
-    Ok(())
+    let served = app::serve(listener, state, shutdown_signal()).await;
+    functions.shutdown_functions().await;
+    Ok(served?)
 }
 
 /// Prints the effective configuration and every definition of the catalog with the runtime
@@ -100,7 +104,7 @@ async fn run() -> anyhow::Result<()> {
 /// configuration is invalid.
 async fn check_config(config: &Config) -> anyhow::Result<()> {
     let valid = config.validate();
-    let runtimes = app::build_runtimes(config);
+    let runtimes = app::build_runtimes(config).await?;
     let file = Catalog::read(config.config_file.as_deref())?;
     let (catalog, problems) = Catalog::build_all(file, &runtimes).await;
     let served = |name: &str, b: &mcp_daemon::catalog::Binding| serde_json::json!({"name": name, "runtime": b.runtime});
@@ -115,6 +119,7 @@ async fn check_config(config: &Config) -> anyhow::Result<()> {
             "prompts": catalog.prompts.iter().map(|p| served(&p.name, &p.binding)).collect::<Vec<_>>(),
         },
         "problems": problems.iter().map(|e| e.to_string()).collect::<Vec<_>>(),
+        "sandbox": sandbox_report(config),
     });
     println!("{}", serde_json::to_string_pretty(&report)?);
     runtimes.shutdown().await;
@@ -122,6 +127,20 @@ async fn check_config(config: &Config) -> anyhow::Result<()> {
     match problems.len() {
         0 => Ok(()),
         n => anyhow::bail!("{n} definition(s) cannot be served (see \"problems\")"),
+    }
+}
+
+/// What the worker sandbox holds on this machine (a launcher start, a few milliseconds).
+fn sandbox_report(config: &Config) -> serde_json::Value {
+    use mcp_daemon::runtime::sandbox::{self, SandboxPolicy};
+    let policy = match config.functions.function_sandbox {
+        mcp_daemon::config::SandboxMode::Require => SandboxPolicy::Require,
+        mcp_daemon::config::SandboxMode::BestEffort => SandboxPolicy::BestEffort,
+        mcp_daemon::config::SandboxMode::Off => SandboxPolicy::Off,
+    };
+    match std::env::current_exe() {
+        Ok(exe) => serde_json::to_value(sandbox::probe(&exe, policy)).unwrap_or_default(),
+        Err(e) => serde_json::json!({"problems": [format!("cannot find our own binary: {e}")]}),
     }
 }
 

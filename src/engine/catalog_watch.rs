@@ -69,6 +69,11 @@ impl Engine {
             .boxed()
     }
 
+    /// Stops what the runtimes run (worker processes): once, when the server stops.
+    pub async fn shutdown_functions(&self) {
+        self.catalog_events.runtimes.shutdown().await;
+    }
+
     /// Asks every node (this one included) to re-read its config file: what SIGHUP does.
     pub async fn reload_config_everywhere(&self) -> Result<(), StateError> {
         self.backends

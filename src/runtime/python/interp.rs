@@ -107,6 +107,14 @@ async fn probe(python: &Path) -> Result<Interp, String> {
     }
     if let Some(dir) = p.executable.parent() {
         read_paths.push(dir.to_path_buf());
+        // A virtual environment: the probe ran without `site`, which is what reads
+        // `<venv>/pyvenv.cfg` and adds `<venv>/lib/pythonX.Y/site-packages`, so neither is in
+        // the paths above; the worker (with `site`) reads both.
+        if let Some(venv) = dir.parent()
+            && venv.join("pyvenv.cfg").is_file()
+        {
+            read_paths.push(venv.to_path_buf());
+        }
     }
     read_paths.sort();
     read_paths.dedup();

@@ -24,7 +24,7 @@ use super::proc::logpipe::LogCaps;
 use super::sandbox::{Limits, SandboxPolicy, SandboxSpec, system_read_paths};
 use super::{
     CodeError, CodeSource, Ctx, Function, FunctionError, FunctionSpec, Kind, Output, Runtime,
-    RuntimeError, builtin,
+    RuntimeError,
 };
 
 pub use self::worker::SHIM;
@@ -102,8 +102,8 @@ impl Default for PythonSettings {
     }
 }
 
-/// The runtime named `python`: serves every entry without a `command` whose module is not a
-/// builtin one.
+/// The runtime named `python`: serves every entry without a `command` that the builtin
+/// runtime (tried first) does not take.
 pub struct PythonRuntime {
     inner: Arc<Inner>,
 }
@@ -145,8 +145,11 @@ impl Runtime for PythonRuntime {
         "python"
     }
 
+    /// Every entry without a `command`: it comes after the builtin runtime, which keeps the
+    /// entries that are its own (a builtin name with no class and no source), so a class or a
+    /// bundle under a builtin's name (the Python daemon's demo is `mcp_function_demo`) is Python.
     fn serves(&self, spec: &FunctionSpec) -> bool {
-        spec.command.is_none() && !builtin::MODULES.contains(&spec.code.module.as_str())
+        spec.command.is_none()
     }
 
     async fn bind(&self, spec: &FunctionSpec) -> Result<Arc<dyn Function>, RuntimeError> {

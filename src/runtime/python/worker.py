@@ -378,6 +378,7 @@ class _Def:
         self.is_async = bool(d.get("is_async"))
         self.target = None
         self.ctx_param = None
+        self.takes_logger = False
         self.norm_setting = None
 
     def resolve(self):
@@ -391,17 +392,23 @@ class _Def:
         name = self.cls or self.function
         # The Python daemon reads `getattr(__import__(m), m)` for installed packages (the
         # submodule named like the package) and the package itself for bundles: accept both.
-        holder = mod
-        if not hasattr(mod, name):
-            sub = getattr(mod, leaf, None)
-            if isinstance(sub, types.ModuleType) and hasattr(sub, name):
-                holder = sub
-            else:
-                what = "class" if self.cls else "function"
-                raise _Failure("module '%s' has no %s '%s'" % (self.module, what, name))
+        holder = _holder(mod, leaf, name)
+        if holder is None and self.cls is not None:
+            # The Python daemon's README names `class_name: MCPFunctionDemo` for a demo module
+            # whose functions are module-level: what it meant works, the function is called.
+            holder = _holder(mod, leaf, self.function)
+            if holder is not None:
+                _write_log("module '%s' has no class '%s'; calling its module-level function '%s'"
+                           % (self.module, self.cls, self.function) + "\n")
+                self.cls = None
+                name = self.function
+        if holder is None:
+            what = "class" if self.cls else "function"
+            raise _Failure("module '%s' has no %s '%s'" % (self.module, what, name))
         self.target = getattr(holder, name)
         if self.cls is None:
             self.ctx_param = _context_param(self.target)
+            self.takes_logger = _takes_logger(self.target)
         else:
             method = getattr(self.target, self.function, None)
             if method is None:
@@ -413,6 +420,30 @@ class _Def:
 
 class _Failure(Exception):
     pass
+
+
+def _holder(mod, leaf, name):
+    """Where `name` lives: the package, or its submodule named like it (the Python daemon reads
+    `getattr(__import__(m), m)` for installed packages and the package itself for bundles)."""
+    if hasattr(mod, name):
+        return mod
+    sub = getattr(mod, leaf, None)
+    if isinstance(sub, types.ModuleType) and hasattr(sub, name):
+        return sub
+    return None
+
+
+def _takes_logger(fn):
+    """Module-level functions written like the Python daemon's demo module take the logger and
+    the setting first: `hello(logger, setting, **arguments)`."""
+    try:
+        import inspect
+
+        params = [p for p in inspect.signature(fn).parameters.values()
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    except (TypeError, ValueError):
+        return False
+    return len(params) >= 2 and params[0].name == "logger" and params[1].name == "setting"
 
 
 def _context_param(fn):
@@ -553,6 +584,8 @@ def _run(fdef, call, msg):
         kwargs[fdef.ctx_param] = Context(call)
     if fdef.cls is None:
         fn = target
+        if fdef.takes_logger:
+            pos = (_logger_for(fdef), fdef.norm_setting) + tuple(pos)
     else:
         obj = target(_logger_for(fdef), **fdef.norm_setting)
         # Classes that declare both get the partition key's parts (the Python daemon does
