@@ -1,7 +1,8 @@
 //! Bundles: a module's code as a zip (`<package>.zip` in the blob store, or a zip file named by
 //! `source`), fetched on first use, checked (`policy`), unpacked into a fresh content-addressed
-//! folder and swapped in atomically (`slot`), with its `requirements.txt` installed into its own
-//! virtual environment (`venv`). `BundleCache` is the `CodeSource` the Python runtime asks.
+//! folder and swapped in atomically (`slot`, `install`), with its `requirements.txt` installed
+//! into its own virtual environment (`venv`). `BundleCache` is the `CodeSource` the Python
+//! runtime asks.
 //!
 //! Layout on disk (`<zip>` = `FUNCT_ZIP_PATH`, `<extract>` = `FUNCT_EXTRACT_PATH`):
 //! - `<zip>/<package>/<sha256>.zip`: the verified archive; `<zip>/<package>/current.json`:
@@ -16,6 +17,7 @@
 //! takes over.
 
 mod extract;
+mod install;
 mod policy;
 mod slot;
 mod venv;
