@@ -334,7 +334,10 @@ async fn misbehaving_functions_fail_alone_within_their_deadline() {
         procs = rig.processes();
     }
     assert_eq!(procs.len(), rig.runtime.live_workers(), "{procs:?}");
-    assert!(procs.iter().all(|(_, cmd)| cmd.contains(" -I -B -c ")), "{procs:?}");
+    assert!(
+        procs.iter().all(|(_, cmd)| cmd.contains(" -I -B -c ")),
+        "{procs:?}"
+    );
     rig.runtime.shutdown().await;
     let left = rig.leftovers().await;
     assert!(left.is_empty(), "processes left: {left:?}");

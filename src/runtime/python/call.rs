@@ -117,6 +117,7 @@ pub async fn run(
             biased;
             f = w.next() => f,
             _ = sleep_until(limits.deadline) => {
+                tracing::warn!(function = entry, pid = w.pid, "python call past its deadline: worker killed");
                 lease.discard().await;
                 return Err(FunctionError::Failed(format!(
                     "{entry} did not finish within {}s; its worker was stopped",
@@ -131,6 +132,7 @@ pub async fn run(
                 continue;
             }
             _ = sleep_until(cancel_by.unwrap_or(limits.deadline)), if cancel_by.is_some() => {
+                tracing::warn!(function = entry, pid = w.pid, "python call did not end after its cancellation: worker killed");
                 lease.discard().await;
                 return Err(FunctionError::Client(ClientRequestError::Cancelled));
             }
@@ -143,12 +145,18 @@ pub async fn run(
             Ok(f) => f,
             Err(ReadError::Closed) => {
                 let why = w.ended_because(limits.cpu_per_call).await;
+                tracing::warn!(function = entry, pid = w.pid, "python worker {why}");
                 lease.take();
                 return Err(FunctionError::Failed(format!(
                     "{entry}: the python worker {why}"
                 )));
             }
             Err(ReadError::Bad(why)) => {
+                tracing::warn!(
+                    function = entry,
+                    pid = w.pid,
+                    "python worker sent {why}: killed"
+                );
                 lease.discard().await;
                 return Err(FunctionError::Failed(format!(
                     "{entry}: the python worker sent {why}"

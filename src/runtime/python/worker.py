@@ -260,30 +260,6 @@ class Context:
             msg["logger"] = str(logger)
         _state.pipe.send(msg)
 
-    def debug(self, data, logger=None):
-        self.log("debug", data, logger)
-
-    def info(self, data, logger=None):
-        self.log("info", data, logger)
-
-    def notice(self, data, logger=None):
-        self.log("notice", data, logger)
-
-    def warning(self, data, logger=None):
-        self.log("warning", data, logger)
-
-    def error(self, data, logger=None):
-        self.log("error", data, logger)
-
-    def critical(self, data, logger=None):
-        self.log("critical", data, logger)
-
-    def alert(self, data, logger=None):
-        self.log("alert", data, logger)
-
-    def emergency(self, data, logger=None):
-        self.log("emergency", data, logger)
-
     def request(self, method, params=None, key=None):
         """Sends `method` to the client and returns its result (a dict). Stateless era: the
         first round ends the call with an input_required result (InputRequired unwinds the
@@ -331,6 +307,19 @@ class Context:
         return await loop.run_in_executor(
             None, lambda: self.sample(messages, max_tokens, system_prompt, key, **extra)
         )
+
+
+def _level_method(level):
+    def method(self, data, logger=None):
+        self.log(level, data, logger)
+
+    method.__name__ = level
+    method.__doc__ = "Logs `data` to the client at MCP level %s." % level
+    return method
+
+
+for _level in ("debug", "info", "notice", "warning", "error", "critical", "alert", "emergency"):
+    setattr(Context, _level, _level_method(_level))
 
 
 # ---- one call -----------------------------------------------------------------------------
