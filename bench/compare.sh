@@ -8,7 +8,9 @@
 #
 # Environment: ROUNDS (3), DURATION (10s), WARMUP (2s), CONCURRENCY (16), TOOL (add),
 # SERVERS ("daemon-memory daemon-memory-jwt daemon-redis-1 daemon-redis-1-jwt daemon-redis-3
-# rmcp ts-sdk fastmcp"; the -jwt ones have sign-in on and loadgen sends a bearer token that the
+# daemon-python rmcp ts-sdk fastmcp python-sdk"; daemon-python serves the same two tools as
+# Python functions (bench/python.json) in its worker pool; python-sdk is the official Python
+# SDK's MCPServer; the -jwt ones have sign-in on and loadgen sends a bearer token that the
 # daemon verifies, revocation included, on every call),
 # EXTRAS (1: also sessions/streams/latency), SESSIONS (10000: fewer make the per-session RSS mostly allocator granularity), STREAMS (10000),
 # NOTIFICATIONS (1000), SERVER_CPU (1), CLIENT_CPU (0), QUIET_WAIT (300: seconds to wait for
@@ -24,7 +26,10 @@ DURATION=${DURATION:-10s}
 WARMUP=${WARMUP:-2s}
 CONCURRENCY=${CONCURRENCY:-16}
 TOOL=${TOOL:-add}
-SERVERS=${SERVERS:-daemon-memory daemon-memory-jwt daemon-redis-1 daemon-redis-1-jwt daemon-redis-3 rmcp ts-sdk fastmcp}
+SERVERS=${SERVERS:-daemon-memory daemon-memory-jwt daemon-redis-1 daemon-redis-1-jwt daemon-redis-3 daemon-python rmcp ts-sdk fastmcp python-sdk}
+# One client at a time: what a Python function adds to a call's latency over the builtin.
+C1_SERVERS=${C1_SERVERS:-daemon-memory daemon-python}
+C1_DURATION=${C1_DURATION:-5s}
 EXTRAS=${EXTRAS:-1}
 SESSIONS=${SESSIONS:-10000}
 STREAMS=${STREAMS:-10000}
@@ -79,13 +84,13 @@ if want ts-sdk; then
       UNAVAILABLE[ts-sdk]="npm ci failed"
   fi
 fi
-if want fastmcp; then
+if want fastmcp || want python-sdk; then
   say "install: FastMCP peer ($VENV)"
   [[ -x $VENV/bin/python ]] || python3 -m venv "$VENV"
   if ! cmp -s bench/peers/fastmcp/requirements.txt "$VENV/.installed-requirements" 2>/dev/null; then
     "$VENV/bin/pip" install --quiet -r bench/peers/fastmcp/requirements.txt &&
       cp bench/peers/fastmcp/requirements.txt "$VENV/.installed-requirements" ||
-      UNAVAILABLE[fastmcp]="pip install failed"
+      { UNAVAILABLE[fastmcp]="pip install failed"; UNAVAILABLE[python-sdk]="pip install failed"; }
   fi
 fi
 if [[ " $SERVERS " == *" daemon-redis"* ]] && ! command -v redis-server >/dev/null; then
@@ -160,13 +165,15 @@ start_server() {
       start_redis && start_daemon "$config" "$REDIS_URL_USED" &&
         start_daemon "$config" "$REDIS_URL_USED" && start_daemon "$config" "$REDIS_URL_USED"
       ;;
-    rmcp | ts-sdk | fastmcp)
+    daemon-python) start_daemon bench/python.json ;;
+    rmcp | ts-sdk | fastmcp | python-sdk)
       port=$(free_port)
       log=$BENCH_TMP/$name-$port.log
       case $name in
         rmcp) spawn "$log" "${PIN[@]}" "$RMCP_BIN" "$port" ;;
         ts-sdk) spawn "$log" "${PIN[@]}" node "$TOOLING/ts/server.mjs" "$port" ;;
         fastmcp) spawn "$log" "${PIN[@]}" "$VENV/bin/python" bench/peers/fastmcp/server.py "$port" ;;
+        python-sdk) spawn "$log" "${PIN[@]}" "$VENV/bin/python" bench/peers/python-sdk/server.py "$port" ;;
       esac
       PIDS=("$SPAWNED_PID")
       URLS=("http://127.0.0.1:$port/mcp")
@@ -208,12 +215,33 @@ for round in $(seq "$ROUNDS"); do
     mapfile -t args < <(url_args; pid_args)
     [[ -n $AUX ]] && args+=(--aux-pid "$AUX")
     [[ -n $BEARER ]] && args+=(--bearer-file "$BEARER")
+    [[ $name == daemon-python ]] && args+=(--worker-parent "${PIDS[0]}")
     if out=$(taskset -c "$CLIENT_CPU" "$LOADGEN" calls "${args[@]}" --concurrency "$CONCURRENCY" \
       --duration "$DURATION" --warmup "$WARMUP" --tool "$TOOL"); then
       record calls "$name" "$round" "$out"
       jq -r '"    \(.calls_per_s) calls/s, p50 \(.p50_us) us, p99 \(.p99_us) us, \(.server_cpu_us_per_call) us CPU/call, \(.errors) errors"' <<<"$out" >&2
     else
       say "loadgen failed against $name"
+    fi
+    stop_server
+  done
+done
+
+# --- one client: the latency a Python function adds ------------------------------------------
+for round in $(seq "$ROUNDS"); do
+  for name in $C1_SERVERS; do
+    [[ -z ${UNAVAILABLE[$name]:-} ]] || continue
+    say "c=1 round $round/$ROUNDS: $name"
+    start_server "$name" || { stop_server; continue; }
+    ((QUIET_WAIT > 0)) && wait_quiet "$QUIET_WAIT"
+    mapfile -t args < <(url_args; pid_args)
+    [[ $name == daemon-python ]] && args+=(--worker-parent "${PIDS[0]}")
+    if out=$(taskset -c "$CLIENT_CPU" "$LOADGEN" calls "${args[@]}" --concurrency 1 \
+      --duration "$C1_DURATION" --warmup "$WARMUP" --tool "$TOOL"); then
+      record calls-c1 "$name" "$round" "$out"
+      jq -r '"    c=1: p50 \(.p50_us) us, p99 \(.p99_us) us, \(.errors) errors"' <<<"$out" >&2
+    else
+      say "loadgen (c=1) failed against $name"
     fi
     stop_server
   done

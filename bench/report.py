@@ -14,9 +14,11 @@ ORDER = [
     "daemon-redis-1",
     "daemon-redis-1-jwt",
     "daemon-redis-3",
+    "daemon-python",
     "rmcp",
     "ts-sdk",
     "fastmcp",
+    "python-sdk",
 ]
 
 
@@ -49,6 +51,7 @@ def main():
     args = parser.parse_args()
 
     runs = defaultdict(list)
+    c1 = defaultdict(list)
     extras = []
     with open(args.raw) as f:
         for line in f:
@@ -57,6 +60,8 @@ def main():
             row = json.loads(line)
             if row["kind"] == "calls":
                 runs[row["server"]].append(row)
+            elif row["kind"] == "calls-c1":
+                c1[row["server"]].append(row)
             else:
                 extras.append(row)
 
@@ -83,9 +88,17 @@ def main():
                 "p99_us": median([r["p99_us"] for r in rows]),
                 # Redis shares the server core: its CPU is part of what a call costs.
                 "cpu": median(
-                    [r["server_cpu_us_per_call"] + (r.get("aux_cpu_us_per_call") or 0) for r in rows]
+                    [
+                        r["server_cpu_us_per_call"]
+                        + (r.get("aux_cpu_us_per_call") or 0)
+                        + (r.get("worker_cpu_us_per_call") or 0)
+                        for r in rows
+                    ]
                 ),
                 "aux_cpu": median([r.get("aux_cpu_us_per_call") for r in rows]),
+                "worker_cpu": median([r.get("worker_cpu_us_per_call") for r in rows]),
+                "worker_rss": median([r.get("worker_rss_kib") for r in rows]),
+                "workers": median([len(r.get("worker_pids") or []) or None for r in rows]),
                 "errors": sum(r["errors"] for r in rows),
                 "calls": sum(r["calls"] for r in rows),
                 "all": ", ".join(fmt(r["calls_per_s"]) for r in rows),
@@ -102,6 +115,8 @@ def main():
             cpu = fmt(s["cpu"], 1)
             if s["aux_cpu"] is not None:
                 cpu += f" (redis {fmt(s['aux_cpu'], 1)})"
+            if s["worker_cpu"] is not None:
+                cpu += f" (workers {fmt(s['worker_cpu'], 1)})"
             out.append(
                 f"| {server} | {fmt(s['calls_per_s'])} | {ratio(s['calls_per_s'], base.get('calls_per_s'))} "
                 f"| {fmt(s['p50_us'])} | {fmt(s['p99_us'])} | {cpu} | {ratio(s['cpu'], base.get('cpu'))} "
@@ -127,6 +142,35 @@ def main():
                 "Other processes used the measured CPUs during: " + ", ".join(disturbed) + "."
             )
             out.append("")
+
+    if runs and any(s.get("worker_rss") for s in summary.values()):
+        for server, s in summary.items():
+            if s.get("worker_rss"):
+                out.append(
+                    f"- {server}: {fmt(s['workers'])} worker processes, "
+                    f"{fmt(s['worker_rss'] / (s['workers'] or 1) / 1024, 1)} MiB RSS each after the run"
+                )
+        out.append("")
+
+    if c1:
+        out.append(
+            f"One client at a time (`--concurrency 1`), median of {max(len(r) for r in c1.values())} "
+            "interleaved rounds:"
+        )
+        out.append("")
+        out.append("| server | calls/s | p50 us | p90 us | p99 us | p50 over daemon-memory |")
+        out.append("|---|---:|---:|---:|---:|---:|")
+        base_p50 = median([r["p50_us"] for r in c1.get("daemon-memory", [])])
+        for server in [s for s in ORDER if s in c1] + [s for s in c1 if s not in ORDER]:
+            rows = c1[server]
+            p50 = median([r["p50_us"] for r in rows])
+            added = "–" if base_p50 is None or p50 is None else f"{p50 - base_p50:+,.0f} us"
+            out.append(
+                f"| {server} | {fmt(median([r['calls_per_s'] for r in rows]))} | {fmt(p50)} "
+                f"| {fmt(median([r.get('p90_us') for r in rows]))} | {fmt(median([r['p99_us'] for r in rows]))} "
+                f"| {added} |"
+            )
+        out.append("")
 
     for row in extras:
         kind, server = row["kind"], row["server"]

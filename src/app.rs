@@ -18,13 +18,13 @@ use tokio::net::TcpListener;
 
 use crate::auth::Principal;
 use crate::auth::oauth::AuthServer;
+use crate::blob::{self, BlobSettings, S3Settings};
 use crate::catalog::{Catalog, CatalogError};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
+use crate::config::SandboxMode;
 use crate::engine::{Backends, Engine, EngineError, EngineSettings, SessionLimits};
 use crate::ops::origin::OriginPolicy;
-use crate::blob::{self, BlobSettings, S3Settings};
-use crate::config::SandboxMode;
 use crate::runtime::sandbox::{Limits, SandboxPolicy};
 use crate::runtime::{
     BuiltinRuntime, BundleCache, BundleSettings, CommandRuntime, CommandSettings, PythonRuntime,

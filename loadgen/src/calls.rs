@@ -38,6 +38,10 @@ pub struct Options {
     /// Other processes (e.g. redis-server) whose CPU time is reported separately.
     #[arg(long = "aux-pid")]
     pub aux_pids: Vec<u32>,
+    /// A server process whose child processes (e.g. Python workers) are reported separately:
+    /// their CPU per call over the window and their RSS at its end (repeatable).
+    #[arg(long = "worker-parent")]
+    pub worker_parents: Vec<u32>,
     /// A file holding a bearer token sent with every request (servers with sign-in on).
     #[arg(long)]
     pub bearer_file: Option<std::path::PathBuf>,
@@ -99,12 +103,20 @@ pub async fn run(opts: Options) -> Result<Value> {
     tokio::time::sleep_until(start.into()).await;
     let server_before = sys::cpu_ticks_sum(&opts.server_pids)?;
     let aux_before = sys::cpu_ticks_sum(&opts.aux_pids)?;
+    let workers: Vec<u32> = opts
+        .worker_parents
+        .iter()
+        .flat_map(|p| sys::children(*p))
+        .collect();
+    let workers_before = sys::cpu_ticks_present(&workers);
     let own_before = sys::cpu_ticks(std::process::id())?;
     let machine_before = sys::cpu_jiffies()?;
     let measured_from = Instant::now();
     tokio::time::sleep_until(end.into()).await;
     let server_ticks = sys::cpu_ticks_sum(&opts.server_pids)? - server_before;
     let aux_ticks = sys::cpu_ticks_sum(&opts.aux_pids)? - aux_before;
+    let worker_ticks = sys::cpu_ticks_present(&workers).saturating_sub(workers_before);
+    let worker_rss_kib: u64 = workers.iter().filter_map(|p| sys::rss_kib(*p).ok()).sum();
     let own_ticks = sys::cpu_ticks(std::process::id())? - own_before;
     let cpu_busy = sys::busy_shares(&machine_before, &sys::cpu_jiffies()?);
     let elapsed = measured_from.elapsed().as_secs_f64();
@@ -151,6 +163,11 @@ pub async fn run(opts: Options) -> Result<Value> {
         "server_pids": opts.server_pids,
         "bearer": token.is_some(),
     });
+    if !opts.worker_parents.is_empty() {
+        report["worker_pids"] = json!(workers);
+        report["worker_cpu_us_per_call"] = per_call(worker_ticks);
+        report["worker_rss_kib"] = json!(worker_rss_kib);
+    }
     if !opts.aux_pids.is_empty() {
         report["aux_pids"] = json!(opts.aux_pids);
         report["aux_cpu_us_per_call"] = per_call(aux_ticks);

@@ -104,3 +104,26 @@ pub fn busy_shares(before: &[(u64, u64)], after: &[(u64, u64)]) -> Vec<f64> {
         })
         .collect()
 }
+
+/// The processes whose parent is `parent` (the worker processes a server started).
+pub fn children(parent: u32) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|s| {
+                    let rest = s.rsplit_once(')')?.1.to_string();
+                    rest.split_whitespace().nth(1)?.parse::<u32>().ok()
+                })
+                == Some(parent)
+        })
+        .collect()
+}
+
+/// `cpu_ticks_sum` of those of `pids` that still run (a worker may be replaced meanwhile).
+pub fn cpu_ticks_present(pids: &[u32]) -> u64 {
+    pids.iter().filter_map(|p| cpu_ticks(*p).ok()).sum()
+}

@@ -169,6 +169,10 @@ pub struct Engine {
     catalog_events: catalog_watch::CatalogEvents,
 }
 
+/// How long a cancelled request's function may take to end by itself before it is dropped
+/// (longer than the Python runtime's own grace, after which it kills the worker).
+const CANCEL_GRACE: Duration = Duration::from_secs(3);
+
 /// How node ids (and so server-to-client request ids) start.
 const NODE_ID_PREFIX: &str = "srv";
 
@@ -265,9 +269,17 @@ impl Engine {
             (None, None) => CancellationToken::new(),
         };
         let id = req.id.clone();
+        let dispatch = self.dispatch(&call, &req, &cancel);
+        tokio::pin!(dispatch);
         let outcome = tokio::select! {
-            r = self.dispatch(&call, &req, &cancel) => r,
-            _ = cancel.cancelled() => return None,
+            r = &mut dispatch => r,
+            _ = cancel.cancelled() => {
+                // No answer goes out; the function sees the cancellation through its `Ctx`
+                // (a Python worker gets it as KeyboardInterrupt) and gets a moment to end by
+                // itself (clean up, release what it holds) before it is dropped.
+                let _ = tokio::time::timeout(CANCEL_GRACE, &mut dispatch).await;
+                return None;
+            }
         };
         drop(guard);
         Some(match outcome {

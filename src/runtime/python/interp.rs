@@ -124,3 +124,25 @@ async fn probe(python: &Path) -> Result<Interp, String> {
         read_paths,
     })
 }
+
+/// The folders `interp` imports installed packages from: what it reported, plus the
+/// site-packages of its virtual environment (which the probe, run without `site`, misses).
+pub fn import_dirs(interp: &Interp) -> Vec<PathBuf> {
+    let short = interp
+        .version
+        .splitn(3, '.')
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(".");
+    let mut dirs = interp.read_paths.clone();
+    for p in &interp.read_paths {
+        if p.join("pyvenv.cfg").is_file() {
+            dirs.push(
+                p.join("lib")
+                    .join(format!("python{short}"))
+                    .join("site-packages"),
+            );
+        }
+    }
+    dirs
+}

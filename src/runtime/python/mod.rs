@@ -174,6 +174,9 @@ impl Runtime for PythonRuntime {
                 CodeError::Invalid(m) => RuntimeError::Invalid(m),
                 CodeError::Unavailable(m) => RuntimeError::Unavailable(m),
             })?;
+        if spec.code.is_installed() {
+            self.check_installed(&spec.code.module).await?;
+        }
         static NEXT_FN: AtomicU64 = AtomicU64::new(1);
         Ok(Arc::new(PythonFunction {
             id: NEXT_FN.fetch_add(1, Ordering::Relaxed),
@@ -194,6 +197,46 @@ impl Runtime for PythonRuntime {
 
     async fn shutdown(&self) {
         self.inner.pools.shutdown().await;
+    }
+}
+
+impl PythonRuntime {
+    /// An installed package must be on the interpreter's import path: its folder, or a
+    /// `<name>.py` / extension module, in one of the folders the interpreter imports from.
+    /// Only the file system is looked at, so none of its code runs.
+    async fn check_installed(&self, module: &str) -> Result<(), RuntimeError> {
+        let python = self
+            .inner
+            .settings
+            .interpreter
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("python3"));
+        let interp = self
+            .inner
+            .interps
+            .get(&python)
+            .await
+            .map_err(RuntimeError::Unavailable)?;
+        let top = module.split('.').next().unwrap_or(module);
+        let found = interp::import_dirs(&interp).iter().any(|dir| {
+            dir.join(top).is_dir()
+                || dir.join(format!("{top}.py")).is_file()
+                || std::fs::read_dir(dir).is_ok_and(|entries| {
+                    entries.filter_map(Result::ok).any(|e| {
+                        let name = e.file_name();
+                        let name = name.to_string_lossy();
+                        name.starts_with(&format!("{top}.")) && name.ends_with(".so")
+                    })
+                })
+        });
+        if found {
+            Ok(())
+        } else {
+            Err(RuntimeError::NotFound(format!(
+                "module '{module}' is not installed for {} (no source: an installed package), and no bundle names it",
+                interp.executable.display()
+            )))
+        }
     }
 }
 

@@ -253,3 +253,96 @@ async def test_three_nodes_behind_one_redis_serve_the_bundle_to_one_session(
     finally:
         for n in nodes:
             n.stop()
+
+
+# --------------------------------------------------------------------------- the context object
+
+
+@pytest.fixture(scope="module")
+def ctx_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
+    root = tmp_path_factory.mktemp("ctx")
+    entry = {"module_name": "ctx_tools", "source": str(FIXTURES)}
+    config = {
+        "tools": {
+            "tools": [
+                {"name": "greet", "inputSchema": {"type": "object"}},
+                {"name": "wait_for_cancel", "inputSchema": {"type": "object"}},
+            ],
+            "tool_modules": [
+                {**entry, "name": "greet", "function_name": "greet"},
+                {**entry, "name": "wait_for_cancel", "function_name": "wait_for_cancel"},
+            ],
+        }
+    }
+    path = root / "ctx.json"
+    path.write_text(json.dumps(config))
+    d = Daemon("ctx", root, config=path, env={**_function_env(root, _real_python()), "REQUEST_STATE_KEY": STATE_KEY})
+    d.start()
+    yield d
+    d.stop()
+
+
+@pytest.mark.parametrize("mode", ["legacy", "auto"])
+async def test_progress_logs_and_elicitation_from_python_reach_the_client_in_both_eras(
+    mode: str, ctx_daemon: Daemon
+) -> None:
+    asked: list[Any] = []
+    progress: list[tuple[float, float | None, str | None]] = []
+    logs: list[Any] = []
+
+    async def on_elicit(context: Any, params: Any) -> Any:
+        from mcp_types import ElicitResult
+
+        asked.append(params)
+        return ElicitResult(action="accept", content={"name": "Ada"})
+
+    async def on_progress(p: float, total: float | None, message: str | None) -> None:
+        progress.append((p, total, message))
+
+    async def on_log(params: Any) -> None:
+        logs.append(params)
+
+    async with Client(
+        ctx_daemon.mcp_url, mode=mode, cache=None, read_timeout_seconds=READ_TIMEOUT_S,
+        elicitation_callback=on_elicit, logging_callback=on_log,
+    ) as client:
+        result = await client.call_tool("greet", {}, progress_callback=on_progress)
+    assert _text(result) == "Hello, Ada!"
+    assert len(asked) == 1 and asked[0].message == "What is your name?", asked
+    if mode == "legacy":
+        # One run of the function: both progress reports and the log reach the client.
+        assert progress == [(1.0, 2.0, "asking"), (2.0, 2.0, "answered")], progress
+        assert [entry.data for entry in logs] == ["greeted"], logs
+    else:
+        # Stateless era: the first round ends at the question, the retry runs the function
+        # again with the answer; what the final round sends reaches the client.
+        assert (2.0, 2.0, "answered") in progress, progress
+
+
+async def test_a_cancellation_reaches_the_python_function(ctx_daemon: Daemon) -> None:
+    headers = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
+    init = {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "it", "version": "1"}}}
+    async with httpx2.AsyncClient(timeout=READ_TIMEOUT_S) as http:
+        r = await http.post(ctx_daemon.mcp_url, json=init, headers=headers)
+        headers |= {"mcp-session-id": r.headers["mcp-session-id"], "mcp-protocol-version": "2025-11-25"}
+        await http.post(ctx_daemon.mcp_url, json={"jsonrpc": "2.0", "method": "notifications/initialized"},
+                        headers=headers)
+        call = {"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": "wait_for_cancel", "arguments": {}}}
+        import anyio
+
+        async def cancel_soon() -> None:
+            await anyio.sleep(1.0)
+            cancel = {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 7, "reason": "test"}}
+            await http.post(ctx_daemon.mcp_url, json=cancel, headers=headers)
+
+        started = time.monotonic()
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(cancel_soon)
+            # The spec: no response for a cancelled request; the stream ends.
+            await http.post(ctx_daemon.mcp_url, json=call, headers=headers)
+        assert time.monotonic() - started < 9, "the call was not cut short by the cancellation"
+    deadline = time.monotonic() + 10
+    while "cancel observed: cancelled=True" not in ctx_daemon.stderr():
+        assert time.monotonic() < deadline, ctx_daemon.stderr()
+        time.sleep(0.05)
