@@ -89,7 +89,7 @@ def main():
                 # Redis shares the server core: its CPU is part of what a call costs.
                 "cpu": median(
                     [
-                        r["server_cpu_us_per_call"]
+                        (r["server_cpu_us_per_call"] or 0)
                         + (r.get("aux_cpu_us_per_call") or 0)
                         + (r.get("worker_cpu_us_per_call") or 0)
                         for r in rows
@@ -130,7 +130,8 @@ def main():
                 if args.server_cpu >= len(busy):
                     continue
                 aux = (r.get("aux_cpu_us_per_call") or 0) * r["calls"] / 1e6 / r["duration_s"]
-                other = busy[args.server_cpu] - r["server_cores_used"] - aux
+                workers = (r.get("worker_cpu_us_per_call") or 0) * r["calls"] / 1e6 / r["duration_s"]
+                other = busy[args.server_cpu] - r["server_cores_used"] - aux - workers
                 if other > 0.1:
                     disturbed.append(f"{server} round {r['round']} (server CPU, {other:.0%})")
                 if args.client_cpu < len(busy) and "loadgen_cores_used" in r:

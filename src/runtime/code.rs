@@ -85,11 +85,15 @@ impl CodeSource for LocalCode {
         self.exists(code).await?;
         Ok(match &code.source {
             None => CodeLocation::installed(),
-            Some(dir) => CodeLocation {
-                version: format!("dir:{dir}"),
-                paths: vec![PathBuf::from(dir)],
-                python: None,
-            },
+            Some(dir) => {
+                // Workers run in their own folders: a relative path means the daemon's.
+                let dir = std::path::absolute(dir).unwrap_or_else(|_| PathBuf::from(dir));
+                CodeLocation {
+                    version: format!("dir:{}", dir.display()),
+                    paths: vec![dir],
+                    python: None,
+                }
+            }
         })
     }
 
