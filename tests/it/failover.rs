@@ -30,27 +30,28 @@ fn node_id(server: &RedisServer) -> String {
     reply.lines().nth(1).expect("an id").trim().to_string()
 }
 
-/// The index of the server that replicates `primary`.
-fn replica_of(redis: &SharedRedis, primary: usize) -> usize {
+/// The index of the server that replicates `primary`, once the cluster says so (right after
+/// a manual failover the old primary is still becoming the replica).
+fn replica_of(redis: &SharedRedis, primary: usize) -> Option<usize> {
     let servers = redis.servers();
     let id = node_id(servers[primary]);
     let nodes = servers[primary]
         .command(&["CLUSTER", "NODES"])
         .expect("CLUSTER NODES");
-    let port: u16 = nodes
-        .lines()
-        .find_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            (f.len() > 3 && f[2].contains("slave") && f[3] == id).then(|| {
-                let addr = f[1].split('@').next()?;
-                addr.rsplit_once(':')?.1.parse().ok()
-            })?
-        })
-        .expect("the primary has a replica");
-    servers
-        .iter()
-        .position(|s| s.port == port)
-        .expect("the replica is ours")
+    let port: u16 = nodes.lines().find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        (f.len() > 3 && f[2].contains("slave") && f[3] == id).then(|| {
+            let addr = f[1].split('@').next()?;
+            addr.rsplit_once(':')?.1.parse().ok()
+        })?
+    })?;
+    let heir = servers.iter().position(|s| s.port == port)?;
+    // The replica must agree: it has a link to this primary.
+    (servers[heir]
+        .info_field("replication", "master_link_status")
+        .as_deref()
+        == Some("up"))
+    .then_some(heir)
 }
 
 fn role(server: &RedisServer) -> Option<String> {
@@ -112,7 +113,11 @@ async fn cross_node_routing_survives_the_loss_of_the_primary_holding_pubsub() {
         .await;
         redis.until_ok(PATIENCE);
     }
-    let heir = replica_of(&redis, victim);
+    wait_until("the victim has a synced replica", || async {
+        replica_of(&redis, victim).is_some()
+    })
+    .await;
+    let heir = replica_of(&redis, victim).expect("a replica");
     // Everything written so far has reached the replica, so the sessions survive the loss.
     wait_until("the replica catches up", || async {
         let servers = redis.servers();
