@@ -87,7 +87,13 @@ async fn sleep(stats: Arc<Stats>, ctx: Arc<Ctx>, args: Value) -> Result<Output, 
         done: false,
     };
     for step in 1..=steps {
-        tokio::time::sleep(Duration::from_millis(ms / steps)).await;
+        // A cancelled call ends at once (the guard counts it), as a well-behaved function does.
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(ms / steps)) => {}
+            _ = ctx.cancel.cancelled() => {
+                return Err(FunctionError::Client(crate::runtime::ClientRequestError::Cancelled));
+            }
+        }
         ctx.progress(
             step as f64,
             Some(steps as f64),
