@@ -272,7 +272,11 @@ impl Engine {
         let dispatch = self.dispatch(&call, &req, &cancel);
         tokio::pin!(dispatch);
         let outcome = tokio::select! {
-            r = &mut dispatch => r,
+            // A function that ended because of the cancellation gets no answer either.
+            r = &mut dispatch => match cancel.is_cancelled() {
+                true => return None,
+                false => r,
+            },
             _ = cancel.cancelled() => {
                 // No answer goes out; the function sees the cancellation through its `Ctx`
                 // (a Python worker gets it as KeyboardInterrupt) and gets a moment to end by
