@@ -101,6 +101,17 @@ pub enum RuntimeError {
     Unavailable(String),
 }
 
+impl From<super::CodeError> for RuntimeError {
+    fn from(e: super::CodeError) -> Self {
+        use super::CodeError;
+        match e {
+            CodeError::NotFound(m) => Self::NotFound(m),
+            CodeError::Invalid(m) => Self::Invalid(m),
+            CodeError::Unavailable(m) => Self::Unavailable(m),
+        }
+    }
+}
+
 /// A way to run functions: builtin Rust modules, a Python worker pool, an executable.
 #[async_trait]
 pub trait Runtime: Send + Sync + 'static {

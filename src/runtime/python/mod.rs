@@ -23,8 +23,7 @@ use self::worker::WorkerConfig;
 use super::proc::logpipe::LogCaps;
 use super::sandbox::{Limits, SandboxPolicy, SandboxSpec, system_read_paths};
 use super::{
-    CodeError, CodeSource, Ctx, Function, FunctionError, FunctionSpec, Kind, Output, Runtime,
-    RuntimeError,
+    CodeSource, Ctx, Function, FunctionError, FunctionSpec, Kind, Output, Runtime, RuntimeError,
 };
 
 pub use self::worker::SHIM;
@@ -165,15 +164,7 @@ impl Runtime for PythonRuntime {
                 spec.entry
             )));
         }
-        self.inner
-            .code
-            .exists(&spec.code)
-            .await
-            .map_err(|e| match e {
-                CodeError::NotFound(m) => RuntimeError::NotFound(m),
-                CodeError::Invalid(m) => RuntimeError::Invalid(m),
-                CodeError::Unavailable(m) => RuntimeError::Unavailable(m),
-            })?;
+        self.inner.code.exists(&spec.code).await?;
         if spec.code.is_installed() {
             self.check_installed(&spec.code.module).await?;
         }
