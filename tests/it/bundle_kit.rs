@@ -10,10 +10,14 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use mcp_daemon::blob::{BlobError, BlobMeta, BlobStore, FsBlobStore};
+use mcp_daemon::blob::{
+    BlobError, BlobMeta, BlobStore, FsBlobStore, S3BlobStore, S3Settings, StaticCredentials,
+};
 use mcp_daemon::clock::ManualClock;
 use mcp_daemon::runtime::{BundleCache, BundleSettings, CodeRef};
 use zip::write::SimpleFileOptions;
+
+use crate::moto::MotoServer;
 
 /// A zip of `(name, content, unix permissions)` entries, deflated, as a user's `zip -r` makes.
 pub fn zip_of(files: &[(&str, &[u8], u32)]) -> Bytes {
@@ -314,4 +318,19 @@ pub fn python() -> PathBuf {
             PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
         })
         .clone()
+}
+
+/// A bucket `bucket` made on `server`, and the daemon's S3 store on it.
+pub async fn moto_store(server: &MotoServer, bucket: &str) -> S3BlobStore {
+    server.create_bucket(bucket);
+    let settings = S3Settings {
+        region: Some("us-east-1".into()),
+        endpoint: Some(server.endpoint()),
+        credentials: Some(StaticCredentials {
+            access_key_id: "test".into(),
+            secret_access_key: "test".into(),
+            session_token: None,
+        }),
+    };
+    S3BlobStore::connect(bucket, &settings).await.unwrap()
 }

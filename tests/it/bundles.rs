@@ -7,27 +7,15 @@ use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use mcp_daemon::blob::{BlobStore, S3BlobStore, S3Settings, StaticCredentials};
+use mcp_daemon::blob::BlobStore;
 use mcp_daemon::clock::ManualClock;
 use mcp_daemon::runtime::{BundleCache, CodeError, CodeSource};
 
 use crate::bundle_kit::*;
-
-#[path = "../support/moto.rs"]
-mod moto;
+use crate::moto;
 
 async fn s3(server: &moto::MotoServer, bucket: &str) -> Arc<dyn BlobStore> {
-    server.create_bucket(bucket);
-    let settings = S3Settings {
-        region: Some("us-east-1".into()),
-        endpoint: Some(server.endpoint()),
-        credentials: Some(StaticCredentials {
-            access_key_id: "test".into(),
-            secret_access_key: "test".into(),
-            session_token: None,
-        }),
-    };
-    Arc::new(S3BlobStore::connect(bucket, &settings).await.unwrap())
+    Arc::new(moto_store(server, bucket).await)
 }
 
 fn version_of(root: &std::path::Path, module: &str) -> String {
@@ -282,6 +270,83 @@ async fn local_zip_files_and_folders_are_sources() {
     // An installed package needs nothing.
     let installed = cache.locate(&code("json", "json", None)).await.unwrap();
     assert_eq!(installed.version, "installed");
+}
+
+/// The `.pyc` files under `dir` (relative paths).
+fn bytecode_in(dir: &std::path::Path) -> Vec<String> {
+    listing(dir)
+        .into_iter()
+        .filter_map(|p| p.split_once(' ').map(|(path, _)| path.to_string()))
+        .filter(|p| p.ends_with(".pyc"))
+        .collect()
+}
+
+#[tokio::test]
+async fn sources_are_compiled_at_install_and_a_file_that_does_not_compile_is_left_alone() {
+    let f = Folders::new();
+    let store = f.store();
+    let cache = f.cache(
+        store.clone(),
+        Duration::from_secs(5),
+        Arc::new(ManualClock::new(0)),
+    );
+    store
+        .put(
+            "compiled.zip",
+            zip_of(&[
+                ("compiled/__init__.py", b"from .tools import VALUE\n", 0o644),
+                ("compiled/tools.py", b"VALUE = 41 + 1\n", 0o644),
+                // Python 2, as vendored test folders still carry: it cannot compile.
+                ("compiled/legacy.py", b"print \"old\"\n", 0o644),
+                (
+                    "vendored/helper.py",
+                    b"def helper():\n    return 1\n",
+                    0o644,
+                ),
+            ]),
+        )
+        .await
+        .unwrap();
+    let located = cache
+        .locate(&code("compiled", "compiled", Some("")))
+        .await
+        .expect("a file that does not compile refuses nothing");
+    let root = &located.paths[0];
+    let tag = {
+        let out = std::process::Command::new(python())
+            .args(["-c", "import sys; print(sys.implementation.cache_tag)"])
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    assert_eq!(
+        bytecode_in(root),
+        vec![
+            format!("compiled/__pycache__/__init__.{tag}.pyc"),
+            format!("compiled/__pycache__/tools.{tag}.pyc"),
+            format!("vendored/__pycache__/helper.{tag}.pyc"),
+        ],
+        "everything that compiles, once, before the swap; nothing for legacy.py"
+    );
+    // A worker's import loads that bytecode (its view is read-only: it could not write any).
+    let check = std::process::Command::new(python())
+        .args([
+            "-I",
+            "-S",
+            "-v",
+            "-c",
+            "import sys; sys.path.insert(0, sys.argv[1]); import compiled; print(compiled.VALUE)",
+        ])
+        .arg(root)
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&check.stdout).trim(), "42");
+    let trace = String::from_utf8_lossy(&check.stderr);
+    let loaded = format!(
+        "code object from '{}/compiled/__pycache__/tools.{tag}.pyc'",
+        root.display()
+    );
+    assert!(trace.contains(&loaded), "{loaded} not in the import trace");
 }
 
 #[tokio::test]

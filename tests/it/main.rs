@@ -4,6 +4,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test-only binary
 
 mod harness;
+#[path = "../support/moto.rs"]
+mod moto;
 mod nodes;
 
 mod auth;
@@ -12,6 +14,7 @@ mod auth_cli;
 mod auth_cluster;
 mod bundle_attacks;
 mod bundle_kit;
+mod bundle_rollout;
 mod bundles;
 mod cluster;
 mod command;

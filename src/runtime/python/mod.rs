@@ -277,9 +277,11 @@ impl Function for PythonFunction {
                 FunctionError::Failed(format!("{entry}: cannot find the launcher: {e}"))
             })?,
         };
+        let code = &self.spec.code;
         let key = format!("{}|{}", location.version, interp.executable.display());
+        let lineage = format!("{}|{}|{:?}", code.package, code.module, code.source);
         let pools = self.inner.pools.clone();
-        let pool = pools.pool(&key, &self.spec.code.module, || {
+        let pool = pools.pool(&key, &lineage, &code.module, || {
             tracing::info!(
                 module = %self.spec.code.module,
                 version = %location.version,

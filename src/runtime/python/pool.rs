@@ -2,10 +2,13 @@
 //! imported the old one), started lazily and kept warm, one call in flight per worker.
 //! Concurrency is bounded per pool and in total, and so is the queue in front of each pool:
 //! past it a call fails at once with a "busy" error rather than waiting in unbounded memory.
+//! A pool made for a new version of some code retires the pool of the version before it:
+//! its idle workers stop at once, and each of its running calls finishes there and then stops
+//! its worker, so old code neither serves new calls nor holds memory until its idle lifetime.
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use parking_lot::Mutex;
@@ -36,6 +39,10 @@ pub struct Pools {
 pub struct Pool {
     /// The module the pool was made for (for messages).
     pub module: String,
+    /// The code it runs a version of (one current pool per lineage).
+    lineage: String,
+    /// A newer version's pool replaced it: workers stop when their call ends.
+    retired: AtomicBool,
     pub config: WorkerConfig,
     slots: Arc<Semaphore>,
     queued: AtomicUsize,
@@ -82,7 +89,8 @@ impl Drop for Lease {
         let Some(mut w) = self.worker.take() else {
             return;
         };
-        if w.busy || self.pools.shutdown.is_cancelled() {
+        if w.busy || self.pools.shutdown.is_cancelled() || self.pool.retired.load(Ordering::SeqCst)
+        {
             return; // dropping kills it
         }
         w.idle_since = tokio::time::Instant::now();
@@ -111,28 +119,56 @@ impl Pools {
         })
     }
 
-    /// The pool for `key`, made with `config()` the first time.
+    /// The pool for `key` (one version of the code `lineage`), made with `config()` the first
+    /// time; making it retires the lineage's other pools.
     pub fn pool(
         self: &Arc<Self>,
         key: &str,
+        lineage: &str,
         module: &str,
         config: impl FnOnce() -> WorkerConfig,
     ) -> Arc<Pool> {
         self.reaper.call_once(|| {
             tokio::spawn(reap_idle(Arc::downgrade(self)));
         });
-        let mut map = self.map.lock();
-        if let Some(p) = map.get(key) {
-            return p.clone();
-        }
-        let pool = Arc::new(Pool {
-            module: module.to_string(),
-            config: config(),
-            slots: Arc::new(Semaphore::new(self.limits.per_pool.max(1))),
-            queued: AtomicUsize::new(0),
-            idle: Mutex::new(Vec::new()),
-        });
-        map.insert(key.to_string(), pool.clone());
+        let mut stopped = Vec::new();
+        let pool = {
+            let mut map = self.map.lock();
+            if let Some(p) = map.get(key) {
+                return p.clone();
+            }
+            let pool = Arc::new(Pool {
+                module: module.to_string(),
+                lineage: lineage.to_string(),
+                retired: AtomicBool::new(false),
+                config: config(),
+                slots: Arc::new(Semaphore::new(self.limits.per_pool.max(1))),
+                queued: AtomicUsize::new(0),
+                idle: Mutex::new(Vec::new()),
+            });
+            map.retain(|old_key, old| {
+                if old.lineage != lineage {
+                    return true;
+                }
+                old.retired.store(true, Ordering::SeqCst);
+                let idle: Vec<Worker> = old.idle.lock().drain(..).collect();
+                let running =
+                    self.limits.per_pool - old.slots.available_permits().min(self.limits.per_pool);
+                tracing::info!(
+                    module = %old.module,
+                    pool = %old_key,
+                    idle = idle.len(),
+                    running,
+                    "python worker pool retired by a newer version"
+                );
+                stopped.extend(idle);
+                false
+            });
+            map.insert(key.to_string(), pool.clone());
+            pool
+        };
+        // Dropping a worker kills its process group (outside the lock).
+        drop(stopped);
         pool
     }
 
