@@ -10,7 +10,7 @@ use bytes::Bytes;
 
 use super::extract::{self, modules_in, remove, rename_into_place};
 use super::slot::{Failure, Slot, Version};
-use super::{Inner, from_blob, policy, venv};
+use super::{Inner, compile, from_blob, policy, venv};
 use crate::blob::{BlobErrorKind, BlobMeta};
 use crate::runtime::CodeError;
 
@@ -152,6 +152,12 @@ async fn prepare(
             });
         }
     }
+
+    let python = match requirements {
+        true => venv::interpreter(&tmp_venv),
+        false => settings.python.clone(),
+    };
+    compile::precompile(&python, &tmp, location, settings.install_timeout).await;
 
     let root = settings.extract_path.join(&slot.name).join(&sha);
     let venv_dir = settings

@@ -1,8 +1,8 @@
 //! Bundles: a module's code as a zip (`<package>.zip` in the blob store, or a zip file named by
 //! `source`), fetched on first use, checked (`policy`), unpacked into a fresh content-addressed
 //! folder and swapped in atomically (`slot`, `install`), with its `requirements.txt` installed
-//! into its own virtual environment (`venv`). `BundleCache` is the `CodeSource` the Python
-//! runtime asks.
+//! into its own virtual environment (`venv`) and its sources compiled to bytecode (`compile`).
+//! `BundleCache` is the `CodeSource` the Python runtime asks.
 //!
 //! Layout on disk (`<zip>` = `FUNCT_ZIP_PATH`, `<extract>` = `FUNCT_EXTRACT_PATH`):
 //! - `<zip>/<package>/<sha256>.zip`: the verified archive; `<zip>/<package>/current.json`:
@@ -16,7 +16,9 @@
 //! started before the swap may still be running on). Older ones are removed when a newer one
 //! takes over.
 
+mod compile;
 mod extract;
+mod helper;
 mod install;
 mod policy;
 mod slot;
@@ -57,7 +59,7 @@ pub struct BundleSettings {
     pub install_requirements: bool,
     /// The interpreter venvs are created with (the Python runtime's).
     pub python: PathBuf,
-    /// Deadline for one bundle's venv + pip install.
+    /// Deadline for one bundle's venv + pip install, and for compiling its sources.
     pub install_timeout: Duration,
 }
 
