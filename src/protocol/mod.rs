@@ -1,9 +1,11 @@
-//! The wire: JSON-RPC 2.0 envelopes, MCP protocol versions and the error codes the spec names.
-//! Nothing here knows about HTTP, sessions or functions.
+//! The wire: JSON-RPC 2.0 envelopes, MCP protocol versions, the error codes the spec names, and
+//! the partition key a request belongs to. Nothing here knows about HTTP, sessions or functions.
 
 pub mod codes;
 pub mod jsonrpc;
+pub mod partition;
 pub mod version;
 
 pub use jsonrpc::{Incoming, Message, Notification, Request, RequestId, Response, RpcError};
+pub use partition::{PartitionError, PartitionKey};
 pub use version::ProtocolVersion;

@@ -168,13 +168,8 @@ pub fn accepted() -> Response {
     StatusCode::ACCEPTED.into_response()
 }
 
-/// Endpoint ids in URL paths (`/{endpoint_id}/mcp`): 1..=64 of `[A-Za-z0-9_-]`.
-pub fn valid_endpoint_id(id: &str) -> bool {
-    (1..=64).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-}
+/// Endpoint ids in URL paths (`/{endpoint_id}/mcp`): the partition key's rule.
+pub use crate::protocol::partition::valid_endpoint_id;
 
 #[cfg(test)]
 mod tests {
