@@ -9,15 +9,15 @@
 //! versions, atomicity and partition isolation. What a record *means* (schemas, module
 //! references) is the catalog's to check before it calls the store.
 
-#[allow(dead_code)]
 mod error;
+mod plan;
 mod query;
 mod records;
-#[allow(dead_code)]
 mod settings;
-// The checks are called by the implementations (next commits).
-#[allow(dead_code)]
 mod shape;
+mod sqlite;
+#[cfg(test)]
+mod testsuite;
 mod time;
 
 use async_trait::async_trait;
@@ -34,6 +34,7 @@ pub use records::{
 };
 pub use settings::{Backend, StoreSettings, TableNames};
 pub use shape::{MAX_ITEM_BYTES, item_size};
+pub use sqlite::SqliteStore;
 pub use time::{Timestamp, new_key};
 
 use crate::protocol::PartitionKey;

@@ -41,6 +41,7 @@ pub struct TableNames {
     pub function_calls_explicit: bool,
 }
 
+#[allow(dead_code)] // DynamoDB's (next commit)
 /// The calls table's name before 2026-02-25 (no `updated_at-index`).
 pub const LEGACY_CALLS_TABLE: &str = "mcp-function-calls";
 

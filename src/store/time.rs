@@ -184,6 +184,39 @@ pub fn new_key(now: Timestamp) -> String {
     format!("{:020}", uuid % 100_000_000_000_000_000_000)
 }
 
+/// The store's clock: the `Clock`'s time, made strictly increasing within this process, so
+/// two writes in one millisecond still get ordered audit ids and `updated_at`s (writes from
+/// other processes in the same microsecond are ordered by a random suffix).
+pub struct Ticker {
+    clock: std::sync::Arc<dyn crate::clock::Clock>,
+    last: std::sync::atomic::AtomicI64,
+}
+
+impl Ticker {
+    pub fn new(clock: std::sync::Arc<dyn crate::clock::Clock>) -> Self {
+        Self {
+            clock,
+            last: std::sync::atomic::AtomicI64::new(0),
+        }
+    }
+
+    pub fn now(&self) -> Timestamp {
+        use std::sync::atomic::Ordering;
+        let wall = Timestamp::from_millis(self.clock.now_ms()).micros();
+        let mut prev = self.last.load(Ordering::SeqCst);
+        loop {
+            let next = wall.max(prev + 1);
+            match self
+                .last
+                .compare_exchange(prev, next, Ordering::SeqCst, Ordering::SeqCst)
+            {
+                Ok(_) => return Timestamp(next),
+                Err(seen) => prev = seen,
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
