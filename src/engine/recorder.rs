@@ -321,7 +321,158 @@ pub fn audit_text(result: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::blob::FsBlobStore;
+    use crate::clock::SystemClock;
+    use crate::protocol::PartitionKey;
+    use crate::store::{CallFilter, CallStatus, McpType, Page, SqliteStore, TableNames, Timestamp};
     use serde_json::json;
+
+    struct Rig {
+        _dir: tempfile::TempDir,
+        store: Arc<SqliteStore>,
+        blobs: Arc<FsBlobStore>,
+    }
+
+    async fn rig() -> Rig {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(
+            &dir.path().join("catalog.sqlite3"),
+            &TableNames::default(),
+            Arc::new(SystemClock),
+        )
+        .await
+        .unwrap();
+        let blobs = FsBlobStore::open(&dir.path().join("blobs")).unwrap();
+        Rig {
+            _dir: dir,
+            store: Arc::new(store),
+            blobs: Arc::new(blobs),
+        }
+    }
+
+    fn call(
+        pk: &PartitionKey,
+        uuid: &str,
+        status: CallStatus,
+        content: Option<&str>,
+    ) -> CallRecord {
+        CallRecord {
+            partition_key: pk.clone(),
+            mcp_function_call_uuid: uuid.into(),
+            name: "add".into(),
+            mcp_type: McpType::Tool,
+            arguments: json!({"a": 2, "b": 3}),
+            content: content.map(str::to_string),
+            content_in_s3: false,
+            status,
+            notes: None,
+            time_spent: (status == CallStatus::Completed).then_some(7),
+            updated_by: "mcp_daemon_engine".into(),
+            created_at: Timestamp::from_micros(1_000_000),
+            updated_at: Timestamp::from_micros(2_000_000),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_calls_states_coalesce_into_one_row_and_large_content_goes_to_the_blob_store() {
+        let r = rig().await;
+        let rec = Recorder::start(
+            r.store.clone(),
+            r.blobs.clone(),
+            RecorderSettings::default(),
+        );
+        let pk = PartitionKey::parse("acme#t1").unwrap();
+        for i in 0..100 {
+            let uuid = format!("{i:020}");
+            rec.record(call(&pk, &uuid, CallStatus::Initial, None));
+            rec.record(call(&pk, &uuid, CallStatus::Completed, Some("5")));
+        }
+        let big = "x".repeat(400 * 1024);
+        rec.record(call(&pk, "big", CallStatus::Completed, Some(&big)));
+        rec.flush().await;
+        let page = Page {
+            number: 1,
+            limit: 1000,
+        };
+        let rows = r
+            .store
+            .list_calls(&pk, &CallFilter::default(), page)
+            .await
+            .unwrap();
+        assert_eq!(rows.total, 101);
+        let small: Vec<_> = rows
+            .items
+            .iter()
+            .filter(|c| c.mcp_function_call_uuid != "big")
+            .collect();
+        assert!(
+            small
+                .iter()
+                .all(|c| c.status == CallStatus::Completed && c.content.as_deref() == Some("5"))
+        );
+        let s = rec.stats();
+        assert_eq!(s.recorded.load(Ordering::Relaxed), 201);
+        assert!(
+            s.written.load(Ordering::Relaxed) <= 101,
+            "a call's two states written once when they share a batch: {}",
+            s.written.load(Ordering::Relaxed)
+        );
+        let row = r.store.get_call(&pk, "big").await.unwrap().unwrap();
+        assert_eq!((row.content, row.content_in_s3), (None, true));
+        let (body, _) = r
+            .blobs
+            .get("mcp_content/big.json", u64::MAX)
+            .await
+            .unwrap()
+            .unwrap();
+        let text: String = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            text, big,
+            "the body is the content as a JSON string, as the original writes it"
+        );
+        assert_eq!(s.offloaded.load(Ordering::Relaxed), 1);
+        let other = PartitionKey::parse("other").unwrap();
+        let none = r
+            .store
+            .list_calls(&other, &CallFilter::default(), page)
+            .await
+            .unwrap();
+        assert_eq!(none.total, 0, "nothing in another partition");
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_full_queue_drops_and_counts_without_waiting() {
+        let r = rig().await;
+        let settings = RecorderSettings {
+            queue: 10,
+            ..RecorderSettings::default()
+        };
+        let rec = Recorder::start(r.store.clone(), r.blobs.clone(), settings);
+        let pk = PartitionKey::parse("acme").unwrap();
+        // One thread, no await: the writer cannot run, so the queue fills and stays full.
+        for i in 0..1000 {
+            rec.record(call(
+                &pk,
+                &format!("{i:020}"),
+                CallStatus::Completed,
+                Some("5"),
+            ));
+        }
+        let s = rec.stats();
+        assert_eq!(s.dropped_full.load(Ordering::Relaxed), 990);
+        rec.flush().await;
+        assert_eq!(s.written.load(Ordering::Relaxed), 10);
+        let page = Page {
+            number: 1,
+            limit: 100,
+        };
+        let rows = r
+            .store
+            .list_calls(&pk, &CallFilter::default(), page)
+            .await
+            .unwrap();
+        assert_eq!(rows.total, 10, "what was queued is written");
+    }
 
     #[test]
     fn audit_text_takes_what_the_python_daemon_2_takes() {

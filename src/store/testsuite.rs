@@ -10,7 +10,6 @@ use serde_json::json;
 use super::*;
 use crate::protocol::PartitionKey;
 
-
 pub fn pk(s: &str) -> PartitionKey {
     PartitionKey::parse(s).unwrap()
 }
