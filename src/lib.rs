@@ -8,6 +8,8 @@
 //! - `catalog` — which tools/resources/prompts exist, from the config file.
 //! - `runtime` — how one function runs (`Function`); builtin Rust modules.
 //! - `state` — `SessionStore`, `EventLog`, `Bus` and their in-memory implementations.
+//! - `store` — `CatalogStore`: functions, modules, settings, call history, versions and audit
+//!   per partition, in SQLite (embedded default) or DynamoDB.
 //! - `ops` — Host/Origin checks, health, telemetry.
 //! - `config`, `clock`, `app` — configuration, time, and the wiring that builds the server.
 #![forbid(unsafe_code)]
@@ -23,4 +25,5 @@ pub mod ops;
 pub mod protocol;
 pub mod runtime;
 pub mod state;
+pub mod store;
 pub mod transport;

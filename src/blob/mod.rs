@@ -6,7 +6,7 @@
 mod fs;
 mod s3;
 #[cfg(test)]
-mod testsuite;
+pub(crate) mod testsuite;
 
 use std::fmt;
 use std::path::PathBuf;

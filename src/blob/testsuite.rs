@@ -6,7 +6,7 @@ use bytes::Bytes;
 use super::{BlobErrorKind, BlobStore};
 
 #[path = "../../tests/support/moto.rs"]
-pub(super) mod moto;
+pub(crate) mod moto;
 
 pub async fn blob_store_contract(store: &dyn BlobStore) {
     // Missing is Ok(None) / Ok(()), never an error.

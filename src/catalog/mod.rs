@@ -5,6 +5,7 @@
 
 mod defs;
 pub mod file;
+pub mod records;
 mod template;
 
 use std::collections::HashMap;

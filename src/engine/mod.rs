@@ -14,6 +14,7 @@ mod ordered;
 mod pagination;
 mod peer;
 mod prompts;
+pub mod recorder;
 mod registry;
 pub mod request_state;
 mod resources;
