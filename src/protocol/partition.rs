@@ -141,7 +141,11 @@ mod tests {
             ("acme", Some("tenant-7"))
         );
         assert_eq!(PartitionKey::parse("acme#tenant-7").unwrap(), part);
-        assert!(PartitionKey::new(None, Some("ignored")).unwrap().is_default());
+        assert!(
+            PartitionKey::new(None, Some("ignored"))
+                .unwrap()
+                .is_default()
+        );
         assert!(PartitionKey::parse("default").unwrap().is_default());
         assert_eq!(PartitionKey::default().as_str(), "default");
     }
