@@ -124,9 +124,16 @@ impl CacheCounts {
     }
 }
 
+/// Partitions cached at most: any caller can name a new partition (`/{anything}/mcp`), so the
+/// cache must not grow with them; past it the longest-loaded entry goes (and is loaded again
+/// when asked for).
+pub const MAX_CACHED_PARTITIONS: usize = 4096;
+
 /// The per-partition catalog cache of this node.
 pub struct Catalogs {
     source: Arc<dyn CatalogSource>,
+    /// At most this many partitions are kept (`MAX_CACHED_PARTITIONS` in production).
+    capacity: usize,
     /// How long a loaded catalog is served before it is loaded again, purge or not.
     ttl_ms: u64,
     clock: Arc<dyn Clock>,
@@ -137,8 +144,18 @@ pub struct Catalogs {
 
 impl Catalogs {
     pub fn new(source: Arc<dyn CatalogSource>, ttl: Duration, clock: Arc<dyn Clock>) -> Self {
+        Self::with_capacity(source, ttl, clock, MAX_CACHED_PARTITIONS)
+    }
+
+    pub fn with_capacity(
+        source: Arc<dyn CatalogSource>,
+        ttl: Duration,
+        clock: Arc<dyn Clock>,
+        capacity: usize,
+    ) -> Self {
         Self {
             source,
+            capacity: capacity.max(1),
             ttl_ms: ttl.as_millis() as u64,
             clock,
             entries: RwLock::new(HashMap::new()),
@@ -165,6 +182,15 @@ impl Catalogs {
             Ok(catalog) => {
                 let mut entries = self.entries.write();
                 if self.generation.load(Ordering::Acquire) == generation {
+                    if !entries.contains_key(partition) && entries.len() >= self.capacity {
+                        let oldest = entries
+                            .iter()
+                            .min_by_key(|(_, e)| e.loaded_ms)
+                            .map(|(k, _)| k.clone());
+                        if let Some(k) = oldest {
+                            entries.remove(&k);
+                        }
+                    }
                     entries.insert(
                         partition.clone(),
                         Entry {
@@ -279,6 +305,21 @@ mod tests {
 
     fn key(k: &str) -> PartitionKey {
         PartitionKey::parse(k).unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_cache_keeps_at_most_its_capacity_of_partitions() {
+        let source = Arc::new(Counting {
+            loads: AtomicU64::new(0),
+            empty: true.into(),
+        });
+        let clock = Arc::new(ManualClock::new(1_000));
+        let cats = Catalogs::with_capacity(source, Duration::from_secs(300), clock.clone(), 2);
+        for (i, k) in ["a", "b", "c"].into_iter().enumerate() {
+            clock.advance_ms(i as u64 + 1);
+            cats.get(&key(k)).await.unwrap();
+        }
+        assert_eq!(cats.cached(), vec![key("b"), key("c")], "the oldest went");
     }
 
     #[tokio::test]

@@ -395,6 +395,10 @@ async fn a_cache_refresh_on_one_node_is_served_by_every_node_within_a_second() {
         let default_stream = SseReader::new(plain.get_stream(&default_sid, None).await);
         clients.push((a, sid, stream, default_stream));
     }
+    let (mut listen_a, _) =
+        modern::listen_for_tool_changes(&under(&nodes[2].client, "/a", None)).await;
+    let (mut listen_b, _) =
+        modern::listen_for_tool_changes(&under(&nodes[1].client, "/b", None)).await;
     drop_hello(&path);
     // Non-admins purge nothing.
     let (st, _) = cache_route(
@@ -450,6 +454,25 @@ async fn a_cache_refresh_on_one_node_is_served_by_every_node_within_a_second() {
             "node {i}: default told"
         );
     }
+    let heard = listen_a.next(SECS5).await.unwrap().json();
+    assert_eq!(
+        heard["method"], "notifications/tools/list_changed",
+        "a's listener on node C"
+    );
+    assert!(
+        listen_a
+            .next_message(Duration::from_millis(300))
+            .await
+            .is_none(),
+        "one notice"
+    );
+    assert!(
+        listen_b
+            .next_message(Duration::from_millis(100))
+            .await
+            .is_none(),
+        "b's listener was told"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
