@@ -6,25 +6,25 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::Json;
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Path, Request, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Extension, Json};
 use serde_json::json;
 use tokio::net::TcpListener;
 
-use crate::auth::Principal;
 use crate::auth::oauth::AuthServer;
 use crate::blob::{self, BlobSettings, S3Settings};
-use crate::catalog::{Catalog, CatalogError};
+use crate::catalog::{CatalogError, FileSource};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::config::SandboxMode;
 use crate::engine::{Backends, Engine, EngineError, EngineSettings, SessionLimits};
 use crate::ops::origin::OriginPolicy;
+use crate::protocol::{Endpoint, PathKind};
 use crate::runtime::sandbox::{Limits, SandboxPolicy};
 use crate::runtime::{
     BuiltinRuntime, BundleCache, BundleSettings, CommandRuntime, CommandSettings, PythonRuntime,
@@ -35,7 +35,7 @@ use crate::state::memory::{
     EventLogLimits, MemoryAuthStore, MemoryBus, MemoryEventLog, MemorySessionStore,
 };
 use crate::state::redis::RedisSettings;
-use crate::transport::http::valid_endpoint_id;
+use crate::transport::http::{PART_ID_HEADER, header_str};
 use crate::transport::http_error::HttpError;
 use crate::transport::server::{self, ServerLimits};
 use crate::transport::{HttpSettings, HttpState, legacy_sse, plain_http, streamable_http};
@@ -136,7 +136,7 @@ pub async fn build_engine(
     clock: Arc<dyn Clock>,
 ) -> Result<Arc<Engine>, BuildError> {
     let runtimes = build_runtimes(config).await?;
-    let catalog = Catalog::load(config.config_file.as_deref(), &runtimes).await?;
+    let source = FileSource::open(config.config_file.clone(), runtimes.clone()).await?;
     let limits = EventLogLimits {
         events_per_stream: config.replay_buffer_events,
         streams_per_session: config.replay_buffer_streams,
@@ -193,7 +193,7 @@ pub async fn build_engine(
             }
         },
         request_state_ttl: Duration::from_secs(config.request_state_ttl_secs),
-        config_file: config.config_file.clone(),
+        catalog_ttl: Duration::from_secs(config.catalog_cache_ttl_secs),
         limits: SessionLimits {
             max_sessions_per_user: config.state_limits.max_sessions_per_user,
             max_anonymous_sessions: config.state_limits.max_anonymous_sessions,
@@ -202,7 +202,7 @@ pub async fn build_engine(
             max_subscription_uri_bytes: config.state_limits.max_subscription_uri_bytes,
         },
     };
-    let engine = Engine::new(catalog, runtimes, backends, settings)?;
+    let engine = Engine::new(Arc::new(source), runtimes, backends, settings)?;
     engine.start_routing().await?;
     Ok(engine)
 }
@@ -251,17 +251,22 @@ pub fn router(state: HttpState) -> Router {
             .post(streamable_http::mcp_post)
             .delete(streamable_http::mcp_delete)
     };
-    Router::new()
-        .route("/mcp", mcp())
-        .route("/{endpoint_id}/mcp", mcp())
-        .route("/sse", get(sse_root))
-        .route("/{endpoint_id}/sse", get(sse_endpoint))
-        .route("/messages", post(legacy_sse::messages_post))
-        .route("/messages/", post(legacy_sse::messages_post))
-        .route("/{endpoint_id}/messages", post(legacy_sse::messages_post))
-        .route("/http", post(plain_http::http_post))
-        .route("/{endpoint_id}/http", post(plain_http::http_post))
+    let mut routes = Router::new();
+    for path in Endpoint::Mcp.routes() {
+        routes = routes.route(path, mcp());
+    }
+    for path in Endpoint::Sse.routes() {
+        routes = routes.route(path, get(legacy_sse::sse_get));
+    }
+    for path in Endpoint::Messages.routes() {
+        routes = routes.route(path, post(legacy_sse::messages_post));
+    }
+    for path in Endpoint::Http.routes() {
+        routes = routes.route(path, post(plain_http::http_post));
+    }
+    routes
         .route("/health", get(health))
+        .merge(crate::admin::cache::routes())
         .merge(crate::auth::http::routes())
         // Every extractor-read body (the OAuth and sign-in forms) gets MAX_BODY_BYTES instead of
         // axum's 2 MiB; the MCP transports read theirs with the same limit, and registration
@@ -276,7 +281,7 @@ pub fn router(state: HttpState) -> Router {
 }
 
 /// Host/Origin validation, endpoint-id validation and CORS for every request.
-async fn guard(State(state): State<HttpState>, req: Request, next: Next) -> Response {
+async fn guard(State(state): State<HttpState>, mut req: Request, next: Next) -> Response {
     let headers = req.headers();
     let host = headers
         .get(header::HOST)
@@ -296,38 +301,13 @@ async fn guard(State(state): State<HttpState>, req: Request, next: Next) -> Resp
         ))
         .into_response();
     }
-    let first_segment = req
-        .uri()
-        .path()
-        .trim_start_matches('/')
-        .split('/')
-        .next()
-        .unwrap_or("");
-    let known = [
-        "mcp",
-        "sse",
-        "messages",
-        "http",
-        "health",
-        "",
-        ".well-known",
-        "authorize",
-        "token",
-        "register",
-        "revoke",
-        "auth",
-    ];
-    if !known.contains(&first_segment) && !valid_endpoint_id(first_segment) {
+    // One parse of the path decides: served, refused (404 / 400 with the reason) or public.
+    // Endpoints get their partition here, before anything else touches the request.
+    let kind = PathKind::of(req.uri().path());
+    if kind == PathKind::Impostor {
         return StatusCode::NOT_FOUND.into_response();
     }
-    // `/{endpoint_id}/mcp` and friends: the prefix must be an endpoint id, not one of the
-    // top-level names (`/.well-known/mcp` is not an MCP endpoint).
-    let segments: Vec<&str> = req.uri().path().trim_matches('/').split('/').collect();
-    if let [id, "mcp" | "sse" | "messages" | "http"] = segments.as_slice()
-        && !valid_endpoint_id(id)
-    {
-        return StatusCode::NOT_FOUND.into_response();
-    }
+    let partition = kind.partition(header_str(headers, PART_ID_HEADER));
     if req.method() == Method::OPTIONS {
         let mut resp = StatusCode::NO_CONTENT.into_response();
         let asked = headers
@@ -336,24 +316,35 @@ async fn guard(State(state): State<HttpState>, req: Request, next: Next) -> Resp
         cors(resp.headers_mut(), origin.as_deref(), asked);
         return resp;
     }
+    match partition {
+        Some(Err(e)) => {
+            let mut resp = HttpError::bad_request(e.to_string()).into_response();
+            cors(resp.headers_mut(), origin.as_deref(), None);
+            return resp;
+        }
+        Some(Ok(p)) => {
+            req.extensions_mut().insert(p);
+        }
+        None => {}
+    }
     let mut resp = next.run(req).await;
     cors(resp.headers_mut(), origin.as_deref(), None);
     resp
 }
 
-/// The first `Mcp-*` (or `Last-Event-ID`) header sent more than once. Handlers read the first
+/// The first `Mcp-*` (or `Last-Event-ID`, `Part-ID`) header sent more than once. Handlers read the first
 /// value and a proxy may read the last: two readers must not disagree on a session or method.
 fn duplicated_mcp_header(headers: &HeaderMap) -> Option<&str> {
     headers
         .keys()
         .map(|k| k.as_str())
-        .filter(|k| k.starts_with("mcp-") || *k == "last-event-id")
+        .filter(|k| k.starts_with("mcp-") || *k == "last-event-id" || *k == PART_ID_HEADER)
         .find(|k| headers.get_all(*k).iter().nth(1).is_some())
 }
 
 /// Request headers a browser client may send: the MCP and auth headers, plus any
 /// `Mcp-Param-*` (whose names depend on the tool, so they cannot be listed in advance).
-const ALLOWED_HEADERS: [&str; 9] = [
+const ALLOWED_HEADERS: [&str; 10] = [
     "content-type",
     "accept",
     "authorization",
@@ -363,6 +354,7 @@ const ALLOWED_HEADERS: [&str; 9] = [
     "mcp-method",
     "mcp-name",
     "cache-control",
+    "part-id",
 ];
 
 fn allowed_header(name: &str) -> bool {
@@ -389,30 +381,13 @@ fn cors(h: &mut HeaderMap, origin: Option<&str>, asked: Option<&str>) {
     h.insert(
         header::ACCESS_CONTROL_ALLOW_HEADERS,
         echoed.unwrap_or(HeaderValue::from_static(
-            "Content-Type, Accept, Authorization, Mcp-Session-Id, Mcp-Protocol-Version, Last-Event-ID, Mcp-Method, Mcp-Name",
+            "Content-Type, Accept, Authorization, Mcp-Session-Id, Mcp-Protocol-Version, Last-Event-ID, Mcp-Method, Mcp-Name, Part-ID",
         )),
     );
     h.insert(
         header::ACCESS_CONTROL_EXPOSE_HEADERS,
         HeaderValue::from_static("Mcp-Session-Id, WWW-Authenticate"),
     );
-}
-
-async fn sse_root(
-    State(state): State<HttpState>,
-    Extension(p): Extension<Principal>,
-    headers: HeaderMap,
-) -> Result<Response, HttpError> {
-    legacy_sse::sse_get(state, p, headers, String::new()).await
-}
-
-async fn sse_endpoint(
-    State(state): State<HttpState>,
-    Extension(p): Extension<Principal>,
-    Path(endpoint_id): Path<String>,
-    headers: HeaderMap,
-) -> Result<Response, HttpError> {
-    legacy_sse::sse_get(state, p, headers, format!("/{endpoint_id}")).await
 }
 
 /// Liveness and readiness: 503 when the session store cannot be reached, so a load balancer

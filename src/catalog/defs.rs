@@ -17,6 +17,8 @@ pub struct Binding {
     pub setting: Value,
     /// Which runtime serves it (`builtin`, `python`, `command`).
     pub runtime: &'static str,
+    /// The module it comes from (`module_name`: the cache routes count them).
+    pub module: String,
 }
 
 /// Whether a tool may run as a task (tasks extension).
@@ -120,6 +122,7 @@ pub(super) async fn bind(
         function,
         setting,
         runtime,
+        module: entry.module_name.clone(),
     })
 }
 

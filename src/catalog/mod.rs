@@ -1,8 +1,9 @@
 //! Which tools, resources and prompts exist: built from the config file, each definition bound
 //! (through the server's `Runtimes`) to the function that serves it, tool input schemas
-//! compiled once. A running server holds the catalog behind `CatalogHandle` so a reload swaps
-//! it atomically and reports what changed.
+//! compiled once. A running server holds one per partition in `Catalogs` (cache.rs), so a
+//! reload swaps a partition's catalog atomically and reports what changed.
 
+pub mod cache;
 mod defs;
 pub mod file;
 pub mod records;
@@ -12,10 +13,10 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use parking_lot::RwLock;
 use serde_json::{Map, Value};
 
 use crate::runtime::{Kind, Runtimes};
+pub use cache::{CacheCounts, CatalogSource, Catalogs, FileSource};
 pub use defs::{Binding, PromptArg, PromptDef, ResourceDef, TaskSupport, TemplateDef, ToolDef};
 use defs::{bind, find_entry, listing_of, prompt_def, tool_def};
 pub use file::ConfigFile;
@@ -302,7 +303,8 @@ impl Catalog {
     }
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// Which of a partition's lists changed (also what a `definitions_changed` bus event names).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CatalogChanges {
     pub tools: bool,
     pub resources: bool,
@@ -310,38 +312,17 @@ pub struct CatalogChanges {
 }
 
 impl CatalogChanges {
-    /// The catalog event types (`tools_changed`, ...) of what changed.
-    pub fn kinds(&self) -> impl Iterator<Item = &'static str> {
-        [
-            (self.tools, "tools_changed"),
-            (self.resources, "resources_changed"),
-            (self.prompts, "prompts_changed"),
-        ]
-        .into_iter()
-        .filter_map(|(changed, kind)| changed.then_some(kind))
-    }
-}
-
-/// The live catalog of a server: readers take a cheap snapshot; a reload swaps it whole.
-pub struct CatalogHandle {
-    current: RwLock<Arc<Catalog>>,
-}
-
-impl CatalogHandle {
-    pub fn new(catalog: Catalog) -> Self {
+    /// Every list (what a client must assume when nothing is known about the change).
+    pub fn all() -> Self {
         Self {
-            current: RwLock::new(Arc::new(catalog)),
+            tools: true,
+            resources: true,
+            prompts: true,
         }
     }
-    pub fn snapshot(&self) -> Arc<Catalog> {
-        self.current.read().clone()
-    }
-    /// Installs `next` and reports which lists changed.
-    pub fn replace(&self, next: Catalog) -> CatalogChanges {
-        let mut cur = self.current.write();
-        let changes = next.changes_from(&cur);
-        *cur = Arc::new(next);
-        changes
+
+    pub fn any(&self) -> bool {
+        self.tools || self.resources || self.prompts
     }
 }
 

@@ -155,6 +155,12 @@ pub struct Config {
     #[arg(long, env = "REQUEST_STATE_TTL_SECS", default_value_t = 600)]
     pub request_state_ttl_secs: u64,
 
+    /// Seconds a partition's catalog is served from a node's cache before it is loaded again.
+    /// Changes reach every node at once through the bus; this only bounds how long a node that
+    /// missed one keeps serving the old definitions.
+    #[arg(long, env = "CATALOG_CACHE_TTL_SECS", default_value_t = 300)]
+    pub catalog_cache_ttl_secs: u64,
+
     /// Redis for state shared by every node (sessions, replay buffers, pub/sub), e.g.
     /// `redis://:password@10.0.0.5:6379/0`; with `--redis-cluster`, a comma-separated list of
     /// seed nodes. Unset: per-node memory (a single node).
@@ -386,6 +392,7 @@ impl Config {
             ),
             ("page_size", self.page_size as u64),
             ("request_state_ttl_secs", self.request_state_ttl_secs),
+            ("catalog_cache_ttl_secs", self.catalog_cache_ttl_secs),
             ("redis_timeout_ms", self.redis_timeout_ms),
         ];
         if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {

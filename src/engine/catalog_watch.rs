@@ -1,20 +1,22 @@
-//! One node-wide reader of the catalog topic. It forwards catalog events to this node's
-//! session pumps and listen streams through a local channel, and it answers a cluster-wide
-//! `config_reload` by re-reading this node's own config file before telling its own clients:
-//! every node reloads (a SIGHUP on one node reaches all), and a client hears of a change only
-//! from a node that already serves the new list.
+//! One node-wide reader of the catalog topic (started on every node, with the memory bus too).
+//! A `DefinitionsChanged` from another node purges this node's cache of that partition (or of
+//! all), reloads it, and only then tells this node's clients of that partition which lists
+//! changed, so a client that re-lists right after the notice gets the new list. The node that
+//! made the change applied it before publishing and skips its own event: one change, one
+//! notice per client, from whichever node holds the client's stream. A bus that may have lost
+//! messages (`Resync`: Redis came back) purges everything.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use futures::StreamExt;
 use futures::stream::BoxStream;
-use serde_json::{Value, json};
 use tokio::sync::broadcast;
 use tokio_stream::wrappers::BroadcastStream;
 
-use super::{Engine, topics};
-use crate::catalog::Catalog;
+use super::Engine;
+use super::topics::{self, CatalogEvent};
+use crate::catalog::{Catalog, CatalogChanges};
+use crate::protocol::PartitionKey;
 use crate::runtime::Runtimes;
 use crate::state::StateError;
 
@@ -22,19 +24,17 @@ use crate::state::StateError;
 /// (list changes are hints, and the bus delivers them at most once anyway).
 const LOCAL_CAPACITY: usize = 64;
 
-/// Where this node's catalog comes from and who hears about its changes.
+/// Who on this node hears about catalog changes, and what runs the catalogs' functions.
 pub struct CatalogEvents {
-    /// The node's own config file (`None`: the embedded demo), re-read on `config_reload`.
-    file: Option<PathBuf>,
-    /// What binds the reloaded file's functions (the same runtimes, so worker pools survive).
+    /// What binds every catalog's functions (stopped once, at shutdown).
     runtimes: Runtimes,
-    local: broadcast::Sender<Value>,
+    /// `ListsChanged` and `ResourceUpdated` for this node's pumps and listen streams.
+    local: broadcast::Sender<CatalogEvent>,
 }
 
 impl CatalogEvents {
-    pub fn new(file: Option<PathBuf>, runtimes: Runtimes) -> Self {
+    pub fn new(runtimes: Runtimes) -> Self {
         Self {
-            file,
             runtimes,
             local: broadcast::channel(LOCAL_CAPACITY).0,
         }
@@ -47,14 +47,34 @@ impl Engine {
         let mut events = self.backends.bus.subscribe(topics::CATALOG).await?;
         let engine = Arc::downgrade(self);
         tokio::spawn(async move {
-            while let Some(event) = events.next().await {
+            while let Some(message) = events.next().await {
                 let Some(engine) = engine.upgrade() else {
                     return;
                 };
-                if event.get("type").and_then(Value::as_str) == Some("config_reload") {
-                    engine.reload_own_config().await;
-                } else {
-                    let _ = engine.catalog_events.local.send(event);
+                let Some(event) = topics::decode::<CatalogEvent>(topics::CATALOG, message) else {
+                    continue;
+                };
+                match event {
+                    CatalogEvent::DefinitionsChanged {
+                        partition,
+                        lists,
+                        origin,
+                    } => {
+                        if origin != *engine.id_prefix {
+                            engine.apply_definitions(partition.as_ref(), lists).await;
+                        }
+                    }
+                    CatalogEvent::Resync => {
+                        tracing::info!(
+                            "the bus may have lost catalog events: reloading every catalog"
+                        );
+                        engine
+                            .apply_definitions(None, CatalogChanges::default())
+                            .await;
+                    }
+                    local => {
+                        let _ = engine.catalog_events.local.send(local);
+                    }
                 }
             }
         });
@@ -62,8 +82,8 @@ impl Engine {
     }
 
     /// The catalog events of this node from now on: list changes (after this node's catalog
-    /// changed) and resource updates.
-    pub fn catalog_events(&self) -> BoxStream<'static, Value> {
+    /// changed) and resource updates, each naming its partition.
+    pub fn catalog_events(&self) -> BoxStream<'static, CatalogEvent> {
         BroadcastStream::new(self.catalog_events.local.subscribe())
             .filter_map(|r| futures::future::ready(r.ok()))
             .boxed()
@@ -74,34 +94,72 @@ impl Engine {
         self.catalog_events.runtimes.shutdown().await;
     }
 
-    /// Asks every node (this one included) to re-read its config file: what SIGHUP does.
-    pub async fn reload_config_everywhere(&self) -> Result<(), StateError> {
-        self.backends
-            .bus
-            .publish(topics::CATALOG, json!({"type": "config_reload"}))
-            .await
+    /// Definitions of `partition` (`None`: all) changed, through this node: applies the change
+    /// here (purge, reload, tell this node's clients), then tells every other node. `lists`
+    /// says what the writer changed, for partitions a node has not cached. Returns what
+    /// changed here, per reloaded partition.
+    pub async fn definitions_changed(
+        &self,
+        partition: Option<&PartitionKey>,
+        lists: CatalogChanges,
+    ) -> Result<Vec<(PartitionKey, CatalogChanges)>, StateError> {
+        let changed = self.apply_definitions(partition, lists).await;
+        let event = CatalogEvent::DefinitionsChanged {
+            partition: partition.cloned(),
+            lists,
+            origin: self.id_prefix.to_string(),
+        };
+        topics::publish(&*self.backends.bus, topics::CATALOG, &event).await?;
+        Ok(changed)
     }
 
-    /// Re-reads this node's config file; on success swaps it in and tells this node's clients
-    /// which lists changed. A file that does not load keeps the previous catalog.
-    async fn reload_own_config(&self) {
-        let events = &self.catalog_events;
-        match Catalog::load(events.file.as_deref(), &events.runtimes).await {
-            Ok(next) => {
-                let changes = self.catalog.replace(next);
-                tracing::info!(
-                    tools = changes.tools,
-                    resources = changes.resources,
-                    prompts = changes.prompts,
-                    "config reloaded"
-                );
-                for kind in changes.kinds() {
-                    let _ = self.catalog_events.local.send(json!({"type": kind}));
-                }
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "config reload failed; keeping the previous catalog")
-            }
+    /// What SIGHUP does: this node re-reads its config file and every node serves it (every
+    /// partition the file serves, which is all of them).
+    pub async fn reload_config_everywhere(&self) -> Result<(), StateError> {
+        let changed = self
+            .definitions_changed(None, CatalogChanges::default())
+            .await?;
+        tracing::info!(partitions = changed.len(), "config reloaded");
+        Ok(())
+    }
+
+    /// Purges and reloads here, then tells this partition's clients on this node.
+    async fn apply_definitions(
+        &self,
+        partition: Option<&PartitionKey>,
+        lists: CatalogChanges,
+    ) -> Vec<(PartitionKey, CatalogChanges)> {
+        let reloaded = self.catalogs.purge(partition).await;
+        for (key, changes) in &reloaded {
+            self.tell_local(key, *changes);
+        }
+        // Not cached here: nothing to compare, so this node's clients of it (if it has any)
+        // hear what the writer says changed.
+        if let Some(p) = partition
+            && !reloaded.iter().any(|(k, _)| k == p)
+        {
+            self.tell_local(p, lists);
+        }
+        reloaded
+    }
+
+    fn tell_local(&self, partition: &PartitionKey, lists: CatalogChanges) {
+        if lists.any() {
+            let _ = self.catalog_events.local.send(CatalogEvent::ListsChanged {
+                partition: partition.clone(),
+                lists,
+            });
+        }
+    }
+
+    /// Installs `next` as the default partition's catalog on this node and tells every
+    /// node's clients of that partition what changed (tests and embedders).
+    pub async fn replace_catalog(&self, next: Catalog) {
+        let partition = PartitionKey::default();
+        let lists = self.catalogs.replace(&partition, Arc::new(next));
+        let event = CatalogEvent::ListsChanged { partition, lists };
+        if let Err(e) = topics::publish(&*self.backends.bus, topics::CATALOG, &event).await {
+            tracing::warn!(error = %e, "could not publish a catalog change");
         }
     }
 }

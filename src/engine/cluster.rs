@@ -15,7 +15,8 @@ use parking_lot::Mutex;
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
-use super::{Engine, topics};
+use super::Engine;
+use super::topics::{self, ControlEvent};
 use crate::protocol::{self, Message, RequestId, Response, RpcError};
 use crate::state::{SessionId, StateError};
 
@@ -45,49 +46,57 @@ impl Engine {
                 let Some(engine) = engine.upgrade() else {
                     return;
                 };
-                engine.on_route(&m).await;
+                if let Some(event) = topics::decode::<ControlEvent>(topics::CONTROL, m) {
+                    engine.on_route(event).await;
+                }
             }
         });
         Ok(())
     }
 
-    async fn on_route(&self, m: &Value) {
-        match m.get("type").and_then(Value::as_str) {
-            Some("task_call") => return self.serve_task_call(m).await,
-            Some("task_reply") => return self.take_task_reply(m),
-            _ => {}
-        }
-        let session = m
-            .get("session")
-            .and_then(Value::as_str)
-            .and_then(SessionId::parse);
-        let Some(session) = session else { return };
-        match m.get("type").and_then(Value::as_str) {
-            Some("cancel") => {
-                let id = m
-                    .get("request")
-                    .cloned()
-                    .map(serde_json::from_value::<RequestId>);
-                if let Some(Ok(id)) = id
-                    && self.inflight.cancel(&session, &id)
-                {
-                    tracing::debug!(%session, request = %id, "request cancelled through another node");
+    async fn on_route(&self, m: ControlEvent) {
+        match m {
+            ControlEvent::TaskCall {
+                reply_to,
+                correlation,
+                subject,
+                method,
+                params,
+            } => {
+                let outcome = self.local_task_method(&subject, &method, &params);
+                let outcome = match outcome {
+                    Ok(result) => json!({"result": result}),
+                    Err(e) => json!({"error": e.to_value()}),
+                };
+                self.broadcast(
+                    topics::node(&reply_to),
+                    ControlEvent::TaskReply {
+                        correlation,
+                        outcome,
+                    },
+                );
+            }
+            ControlEvent::TaskReply {
+                correlation,
+                outcome,
+            } => self.take_task_reply(&correlation, &outcome),
+            ControlEvent::Cancel { session, request } => {
+                if self.inflight.cancel(&session, &request) {
+                    tracing::debug!(%session, %request, "request cancelled through another node");
                 }
             }
-            Some("answer") => {
-                let raw = m.get("response").and_then(Value::as_str).unwrap_or("");
+            ControlEvent::Answer { session, response } => {
                 if let Ok(Message::Response(r)) =
-                    protocol::jsonrpc::parse_single(raw.as_bytes(), 1024)
+                    protocol::jsonrpc::parse_single(response.as_bytes(), 1024)
                     && let Some(id) = r.id.clone()
                     && !self.pending.resolve(&session, &id, r.outcome)
                 {
                     tracing::debug!(%session, request = %id, "routed answer found no waiting function");
                 }
             }
-            Some("session_ended") => self.release_local(&session).await,
-            Some("get_stream") => {
-                let elsewhere = m.get("node").and_then(Value::as_str) != Some(&self.id_prefix);
-                if elsewhere {
+            ControlEvent::SessionEnded { session } => self.release_local(&session).await,
+            ControlEvent::GetStream { session, node } => {
+                if node != *self.id_prefix {
                     // The session's GET stream moved: the old stream closes (a message goes
                     // on one stream only) and its pump stops (each notification is buffered
                     // once).
@@ -95,7 +104,6 @@ impl Engine {
                     self.stop_pump(&session).await;
                 }
             }
-            _ => {}
         }
     }
 
@@ -103,7 +111,10 @@ impl Engine {
     pub(super) fn route_cancel(&self, session: &SessionId, id: &RequestId) {
         self.broadcast(
             topics::CONTROL.to_string(),
-            json!({"type": "cancel", "session": session, "request": id}),
+            ControlEvent::Cancel {
+                session: session.clone(),
+                request: id.clone(),
+            },
         );
     }
 
@@ -125,7 +136,10 @@ impl Engine {
         }
         self.broadcast(
             topics::node(node),
-            json!({"type": "answer", "session": session, "response": response.to_json()}),
+            ControlEvent::Answer {
+                session: session.clone(),
+                response: response.to_json().to_string(),
+            },
         );
         true
     }
@@ -133,14 +147,19 @@ impl Engine {
     pub(super) fn announce_session_end(&self, session: &SessionId) {
         self.broadcast(
             topics::CONTROL.to_string(),
-            json!({"type": "session_ended", "session": session}),
+            ControlEvent::SessionEnded {
+                session: session.clone(),
+            },
         );
     }
 
     pub(super) fn announce_get_stream(&self, session: &SessionId) {
         self.broadcast(
             topics::CONTROL.to_string(),
-            json!({"type": "get_stream", "session": session, "node": &*self.id_prefix}),
+            ControlEvent::GetStream {
+                session: session.clone(),
+                node: self.id_prefix.to_string(),
+            },
         );
     }
 
@@ -156,14 +175,14 @@ impl Engine {
         let correlation = format!("{}-{:016x}", self.id_prefix, rand::random::<u64>());
         let (tx, rx) = oneshot::channel();
         self.forwarded.0.lock().insert(correlation.clone(), tx);
-        let message = json!({"type": "task_call", "reply_to": &*self.id_prefix,
-            "correlation": &correlation, "subject": subject, "method": method, "params": params});
-        if let Err(e) = self
-            .backends
-            .bus
-            .publish(&topics::node(node), message)
-            .await
-        {
+        let message = ControlEvent::TaskCall {
+            reply_to: self.id_prefix.to_string(),
+            correlation: correlation.clone(),
+            subject: subject.to_string(),
+            method: method.to_string(),
+            params: params.clone(),
+        };
+        if let Err(e) = topics::publish(&*self.backends.bus, &topics::node(node), &message).await {
             self.forwarded.0.lock().remove(&correlation);
             return Err(super::state_error(e));
         }
@@ -178,28 +197,10 @@ impl Engine {
         }
     }
 
-    async fn serve_task_call(&self, m: &Value) {
-        let field = |k: &str| m.get(k).and_then(Value::as_str).unwrap_or_default();
-        let params = m.get("params").cloned().unwrap_or(Value::Null);
-        let outcome = self.local_task_method(field("subject"), field("method"), &params);
-        let reply = match outcome {
-            Ok(result) => json!({"result": result}),
-            Err(e) => json!({"error": e.to_value()}),
-        };
-        let mut message = json!({"type": "task_reply", "correlation": field("correlation")});
-        message["outcome"] = reply;
-        self.broadcast(topics::node(field("reply_to")), message);
-    }
-
-    fn take_task_reply(&self, m: &Value) {
-        let correlation = m
-            .get("correlation")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
+    fn take_task_reply(&self, correlation: &str, outcome: &Value) {
         let Some(waiter) = self.forwarded.0.lock().remove(correlation) else {
             return;
         };
-        let outcome = &m["outcome"];
         let reply = match outcome.get("error") {
             Some(e) => Err(RpcError {
                 code: e.get("code").and_then(Value::as_i64).unwrap_or(-32603),
@@ -217,13 +218,13 @@ impl Engine {
 
     /// Publishes without making the caller wait; a lost message is logged (at most once).
     /// Nothing to do when there are no other nodes.
-    fn broadcast(&self, topic: String, message: Value) {
+    fn broadcast(&self, topic: String, message: ControlEvent) {
         if !self.backends.bus.spans_nodes() {
             return;
         }
         let bus = self.backends.bus.clone();
         tokio::spawn(async move {
-            if let Err(e) = bus.publish(&topic, message).await {
+            if let Err(e) = topics::publish(&*bus, &topic, &message).await {
                 tracing::warn!(%topic, error = %e, "could not reach the other nodes");
             }
         });

@@ -77,6 +77,7 @@ impl Engine {
             (None, None) => (JsonText::empty_object(), None),
         };
         let peer = RequestPeer {
+            partition: call.partition.clone(),
             session: call.session.as_ref().map(|s| s.id.clone()),
             capabilities,
             drop_logs: call.modern.as_ref().is_some_and(|m| m.log_level.is_none()),

@@ -5,7 +5,8 @@ use serde_json::{Value, json};
 
 use super::Engine;
 use crate::auth::Principal;
-use crate::protocol::{ProtocolVersion, RpcError, codes};
+use crate::catalog::Catalog;
+use crate::protocol::{PartitionKey, ProtocolVersion, RpcError, codes};
 use crate::state::{JsonText, SessionRecord, StateError, TransportKind};
 
 /// What `initialize` settled, for the transport to store in the session.
@@ -39,8 +40,22 @@ pub enum OpenSessionError {
 }
 
 impl Engine {
-    /// Answers `initialize`: echoes a supported requested version, otherwise offers the latest.
-    pub fn negotiate(&self, params: &Value) -> Result<Negotiated, RpcError> {
+    /// Answers `initialize` in `partition` (its catalog's instructions): echoes a supported
+    /// requested version, otherwise offers the latest.
+    pub async fn negotiate(
+        &self,
+        partition: &PartitionKey,
+        params: &Value,
+    ) -> Result<Negotiated, RpcError> {
+        let catalog = self.catalog(partition).await?;
+        self.negotiate_in(&catalog, params)
+    }
+
+    pub(super) fn negotiate_in(
+        &self,
+        catalog: &Catalog,
+        params: &Value,
+    ) -> Result<Negotiated, RpcError> {
         let requested = params
             .get("protocolVersion")
             .and_then(Value::as_str)
@@ -75,7 +90,7 @@ impl Engine {
             },
             "serverInfo": {"name": self.settings.server_name, "version": self.settings.server_version},
         });
-        if let Some(text) = &self.catalog().instructions {
+        if let Some(text) = &catalog.instructions {
             result["instructions"] = json!(text);
         }
         Ok(Negotiated {
@@ -86,7 +101,7 @@ impl Engine {
         })
     }
 
-    /// Creates and stores a session for `principal`, with what `initialize` settled when it
+    /// Creates and stores a session for `principal` in `partition`, with what `initialize` settled when it
     /// came first (a legacy SSE session opens before it). Refused when the caller already holds
     /// its cap of live sessions: per user when authenticated; unauthenticated callers share one
     /// cap, since without a user the only other key would be a source address, which a proxy
@@ -94,11 +109,13 @@ impl Engine {
     pub async fn open_session(
         &self,
         principal: &Principal,
+        partition: &PartitionKey,
         transport: TransportKind,
         negotiated: Option<&Negotiated>,
     ) -> Result<SessionRecord, OpenSessionError> {
         let mut record =
             SessionRecord::new(&principal.subject, transport, self.backends.clock.now_ms());
+        record.partition = partition.clone();
         if let Some(n) = negotiated {
             n.apply(&mut record);
         }

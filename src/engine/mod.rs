@@ -33,11 +33,12 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub use lifecycle::{Negotiated, OpenSessionError};
+pub use notifications::list_notifications;
 
 use crate::auth::Principal;
-use crate::catalog::{Catalog, CatalogHandle};
+use crate::catalog::{Catalog, CatalogSource, Catalogs};
 use crate::clock::Clock;
-use crate::protocol::{Notification, Request, RequestId, Response, RpcError, codes};
+use crate::protocol::{Notification, PartitionKey, Request, RequestId, Response, RpcError, codes};
 use crate::runtime::Runtimes;
 use crate::state::{Bus, EventLog, LogLevel, SessionId, SessionRecord, SessionStore, StateError};
 pub use registry::GetStreamLease;
@@ -62,9 +63,9 @@ pub struct EngineSettings {
     pub request_state_key: Vec<u8>,
     /// How long a sealed `requestState` stays valid.
     pub request_state_ttl: Duration,
-    /// The config file the catalog came from (`None`: the embedded demo), re-read when any
-    /// node of the cluster is told to reload.
-    pub config_file: Option<std::path::PathBuf>,
+    /// How long a partition's catalog is served from this node's cache before it is loaded
+    /// again (`CATALOG_CACHE_TTL_SECS`): the last line of defence against a missed purge.
+    pub catalog_ttl: Duration,
     /// What one caller may keep in sessions.
     pub limits: SessionLimits,
 }
@@ -106,6 +107,9 @@ pub enum Outgoing {
 /// Everything a request carries besides its message.
 pub struct Call {
     pub principal: Principal,
+    /// The partition the request was made in: the catalog it sees (the session's, when it has
+    /// one: the transport refuses a session used under another partition).
+    pub partition: PartitionKey,
     /// The session the request belongs to (loaded and owner-checked by the transport).
     pub session: Option<SessionRecord>,
     /// Where related notifications and server-to-client requests go; `None` when the
@@ -121,11 +125,13 @@ impl Call {
     /// A legacy-era call in `session` (or without one, on plain HTTP).
     pub fn legacy(
         principal: Principal,
+        partition: PartitionKey,
         session: Option<SessionRecord>,
         out: Option<mpsc::Sender<Outgoing>>,
     ) -> Self {
         Self {
             principal,
+            partition,
             session,
             out,
             modern: None,
@@ -149,7 +155,8 @@ pub struct Footprint {
 }
 
 pub struct Engine {
-    catalog: CatalogHandle,
+    /// The catalog of every partition this node serves, loaded on first use.
+    catalogs: Catalogs,
     pub backends: Backends,
     settings: EngineSettings,
     inflight: Inflight,
@@ -178,9 +185,10 @@ const CANCEL_GRACE: Duration = Duration::from_secs(3);
 const NODE_ID_PREFIX: &str = "srv";
 
 impl Engine {
-    /// `runtimes` bound `catalog`'s functions; reloads bind through them again.
+    /// `source` gives each partition's catalog; `runtimes` bind its functions (and are
+    /// stopped at shutdown).
     pub fn new(
-        catalog: Catalog,
+        source: Arc<dyn CatalogSource>,
         runtimes: Runtimes,
         backends: Backends,
         settings: EngineSettings,
@@ -193,11 +201,8 @@ impl Engine {
         )
         .map_err(|_| EngineError::StateKey)?;
         Ok(Arc::new(Self {
-            catalog_events: catalog_watch::CatalogEvents::new(
-                settings.config_file.clone(),
-                runtimes,
-            ),
-            catalog: CatalogHandle::new(catalog),
+            catalog_events: catalog_watch::CatalogEvents::new(runtimes),
+            catalogs: Catalogs::new(source, settings.catalog_ttl, backends.clock.clone()),
             backends,
             settings,
             inflight: Inflight::default(),
@@ -229,23 +234,18 @@ impl Engine {
         &self.settings
     }
 
-    pub fn catalog(&self) -> Arc<Catalog> {
-        self.catalog.snapshot()
+    /// The catalog `partition` sees now (loaded on first use). A source that fails with
+    /// nothing cached is an internal error for the request; the cause goes to the log.
+    pub async fn catalog(&self, partition: &PartitionKey) -> Result<Arc<Catalog>, RpcError> {
+        self.catalogs.get(partition).await.map_err(|e| {
+            tracing::error!(%partition, error = %e, "cannot load the catalog");
+            RpcError::internal("Internal error: the catalog of this endpoint is unavailable")
+        })
     }
 
-    /// Swaps in a new catalog and tells every session which lists changed.
-    pub async fn replace_catalog(&self, next: Catalog) {
-        let changes = self.catalog.replace(next);
-        for kind in changes.kinds() {
-            if let Err(e) = self
-                .backends
-                .bus
-                .publish(topics::CATALOG, json!({"type": kind}))
-                .await
-            {
-                tracing::warn!(error = %e, "could not publish a catalog change");
-            }
-        }
+    /// This node's catalog cache (the admin cache routes read and purge it).
+    pub fn catalogs(&self) -> &Catalogs {
+        &self.catalogs
     }
 
     /// Answers one request. `None` when the request was cancelled: the spec says a cancelled
@@ -305,7 +305,7 @@ impl Engine {
                 return Err(RpcError::method_not_found(&req.method));
             }
             let mut result = match req.method.as_str() {
-                "server/discover" => self.discover(),
+                "server/discover" => self.discover(&*self.catalog(&call.partition).await?),
                 "tasks/get" | "tasks/update" | "tasks/cancel" => {
                     self.task_method(call, req).await?
                 }
@@ -325,14 +325,14 @@ impl Engine {
     ) -> Result<Value, RpcError> {
         let empty = Value::Object(serde_json::Map::new());
         let params = req.params.as_ref().unwrap_or(&empty);
-        let catalog = self.catalog();
+        let catalog = self.catalog(&call.partition).await?;
         match req.method.as_str() {
             "ping" => Ok(json!({})),
             "initialize" => match &call.session {
                 Some(_) => Err(RpcError::invalid_request(
                     "Invalid Request: session is already initialized",
                 )),
-                None => Ok(self.negotiate(params)?.result),
+                None => Ok(self.negotiate_in(&catalog, params)?.result),
             },
             "tools/list" => tools::list(
                 &catalog,

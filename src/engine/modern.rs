@@ -156,14 +156,14 @@ impl Engine {
     }
 
     /// `server/discover` (MCP 2026-07-28 server/discover).
-    pub(super) fn discover(&self) -> Value {
+    pub(super) fn discover(&self, catalog: &crate::catalog::Catalog) -> Value {
         let mut capabilities = self.capabilities();
         capabilities["extensions"] = json!({super::tasks::EXTENSION: {}});
         let mut result = json!({
             "supportedVersions": MODERN_VERSIONS,
             "capabilities": capabilities,
         });
-        if let Some(text) = &self.catalog().instructions {
+        if let Some(text) = &catalog.instructions {
             result["instructions"] = json!(text);
         }
         result

@@ -26,7 +26,8 @@ impl Engine {
         Fut: Future<Output = ()>,
     {
         let (tx, mut rx) = mpsc::channel::<Outgoing>(64);
-        let call = Call::legacy(principal, Some(session), Some(tx));
+        let partition = session.partition.clone();
+        let call = Call::legacy(principal, partition, Some(session), Some(tx));
         let work = self.handle_request(call, req);
         tokio::pin!(work);
         let response = loop {

@@ -6,14 +6,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::sync::mpsc;
 
 use super::Outgoing;
 use super::registry::PendingClientRequests;
-use super::topics;
-use crate::protocol::{Message, RequestId};
-use crate::runtime::{ClientRequestError, Peer};
+use super::topics::{self, CatalogEvent, SessionEvent};
+use crate::catalog::CatalogChanges;
+use crate::protocol::{Message, PartitionKey, RequestId};
+use crate::runtime::{ClientRequestError, List, Peer};
 use crate::state::{Bus, JsonText, SessionId};
 
 /// Ids of server-to-client requests: a per-process random prefix plus a counter, so they are
@@ -21,6 +22,8 @@ use crate::state::{Bus, JsonText, SessionId};
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 pub struct RequestPeer {
+    /// The request's partition: list changes and resource updates reach its clients only.
+    pub partition: PartitionKey,
     /// The session server-to-client requests belong to (legacy era only).
     pub session: Option<SessionId>,
     /// What the client declared (from `initialize` or the request's `_meta`).
@@ -98,9 +101,17 @@ impl Peer for RequestPeer {
         self.capabilities.has(capability)
     }
 
-    async fn list_changed(&self, list: &str) {
-        let event = json!({"type": format!("{list}_changed")});
-        if let Err(e) = self.bus.publish(topics::CATALOG, event).await {
+    async fn list_changed(&self, list: List) {
+        let lists = CatalogChanges {
+            tools: list == List::Tools,
+            resources: list == List::Resources,
+            prompts: list == List::Prompts,
+        };
+        let event = CatalogEvent::ListsChanged {
+            partition: self.partition.clone(),
+            lists,
+        };
+        if let Err(e) = topics::publish(&*self.bus, topics::CATALOG, &event).await {
             tracing::warn!(error = %e, "could not publish a list change");
         }
     }
@@ -108,27 +119,18 @@ impl Peer for RequestPeer {
     async fn notify_session(&self, method: &str, params: Value) {
         let Some(session) = &self.session else { return };
         let message = Message::notification_value(method, params);
-        if let Err(e) = self
-            .bus
-            .publish(
-                &topics::session(session),
-                json!({"type": "notify", "message": message}),
-            )
-            .await
-        {
+        let event = SessionEvent::Notify { message };
+        if let Err(e) = topics::publish(&*self.bus, &topics::session(session), &event).await {
             tracing::warn!(error = %e, "could not publish a session notification");
         }
     }
 
     async fn resource_updated(&self, uri: &str) {
-        if let Err(e) = self
-            .bus
-            .publish(
-                topics::CATALOG,
-                json!({"type": "resource_updated", "uri": uri}),
-            )
-            .await
-        {
+        let event = CatalogEvent::ResourceUpdated {
+            partition: self.partition.clone(),
+            uri: uri.to_string(),
+        };
+        if let Err(e) = topics::publish(&*self.bus, topics::CATALOG, &event).await {
             tracing::warn!(error = %e, "could not publish a resource update");
         }
     }

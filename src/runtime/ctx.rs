@@ -27,11 +27,19 @@ pub trait Peer: Send + Sync {
     fn client_supports(&self, capability: &str) -> bool;
     /// Tells every session subscribed to `uri` that the resource changed.
     async fn resource_updated(&self, uri: &str);
-    /// Tells every listener that a list changed (`tools`, `prompts` or `resources`).
-    async fn list_changed(&self, list: &str);
+    /// Tells every listener of the request's partition that one of its lists changed.
+    async fn list_changed(&self, list: List);
     /// Sends a notification on the session's own stream (GET or legacy SSE), not tied to the
     /// running request, whichever node holds that stream. Dropped without a session.
     async fn notify_session(&self, method: &str, params: Value);
+}
+
+/// The lists a client can be told changed (`notifications/{list}/list_changed`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum List {
+    Tools,
+    Resources,
+    Prompts,
 }
 
 pub struct Ctx {
@@ -272,7 +280,7 @@ impl Ctx {
     }
 
     /// See `Peer::list_changed`.
-    pub async fn list_changed(&self, list: &str) {
+    pub async fn list_changed(&self, list: List) {
         self.peer.list_changed(list).await;
     }
 

@@ -24,7 +24,7 @@ use serde_json::Value;
 pub use bundle::{BundleCache, BundleSettings, ZipLimits};
 pub use code::{CodeError, CodeLocation, CodeRef, CodeSource, LocalCode};
 pub use command::{CommandRuntime, CommandSettings};
-pub use ctx::{Ctx, Peer};
+pub use ctx::{Ctx, List, Peer};
 pub use input::InputRound;
 pub use python::{PythonRuntime, PythonSettings};
 pub use resolve::{

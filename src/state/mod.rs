@@ -45,6 +45,11 @@ pub enum StateErrorKind {
 
 pub type StateResult<T> = Result<T, StateError>;
 
+/// The `type` of the message a `Bus` subscription yields when messages may have been lost
+/// (its connection came back): `{"type": "resync"}`. Readers that keep state derived from
+/// the topic (the catalog caches) re-read it; others ignore it.
+pub const BUS_RESYNC: &str = "resync";
+
 /// Where MCP sessions live. Every method is keyed by `SessionId`; a missing or expired session
 /// is `Ok(None)` / `Ok(false)`, never an error.
 #[async_trait]
@@ -119,6 +124,8 @@ pub fn topic_capacity(topic: &str) -> usize {
 #[async_trait]
 pub trait Bus: Send + Sync + 'static {
     async fn publish(&self, topic: &str, message: Value) -> StateResult<()>;
+    /// Every message published on `topic` from now on, at most once; after a gap (a
+    /// reconnect) a `{"type": BUS_RESYNC}` message first.
     async fn subscribe(&self, topic: &str) -> StateResult<BoxStream<'static, Value>>;
     /// Topics with at least one subscriber.
     fn topic_count(&self) -> usize;

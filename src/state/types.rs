@@ -8,7 +8,7 @@ use rand::RngExt;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::protocol::ProtocolVersion;
+use crate::protocol::{PartitionKey, ProtocolVersion};
 
 /// An `Mcp-Session-Id`: 128 random bits from the OS CSPRNG, hex-encoded (visible ASCII only,
 /// as spec 2025-11-25 basic/transports §Session Management requires).
@@ -140,6 +140,12 @@ pub struct SessionRecord {
     pub id: SessionId,
     /// Owner: the principal's subject. Requests from anyone else get 404.
     pub subject: String,
+    /// The partition the session was opened in (endpoint id + `Part-ID`). A request for the
+    /// session under any other partition is treated as naming an unknown session (404), so
+    /// one tenant's session id never reaches another tenant's catalog. Records written before
+    /// partitions existed read as `default`.
+    #[serde(default)]
+    pub partition: PartitionKey,
     pub transport: TransportKind,
     /// Negotiated revision; `None` on a legacy SSE session until `initialize` arrives.
     pub protocol_version: Option<ProtocolVersion>,
@@ -158,6 +164,7 @@ impl SessionRecord {
         Self {
             id: SessionId::random(),
             subject: subject.to_string(),
+            partition: PartitionKey::default(),
             transport,
             protocol_version: None,
             client_info: JsonText::from_value(&Value::Null),

@@ -10,12 +10,14 @@ use super::HttpState;
 use super::http_error::HttpError;
 use super::server::BodyReadError;
 use crate::auth::Principal;
-use crate::protocol::ProtocolVersion;
+use crate::protocol::{PartitionKey, ProtocolVersion};
 use crate::state::{SessionId, SessionRecord};
 
 pub const SESSION_HEADER: &str = "mcp-session-id";
 pub const VERSION_HEADER: &str = "mcp-protocol-version";
 pub const LAST_EVENT_ID: &str = "last-event-id";
+/// The part id of the partition (`Part-ID`, any case: header names are case-insensitive).
+pub const PART_ID_HEADER: &str = "part-id";
 
 /// Reads the whole body, refusing more than the configured limit with 413 and a body slower
 /// than the body read timeout with 408.
@@ -106,25 +108,28 @@ pub fn refuse_stateless(headers: &HeaderMap) -> Result<(), HttpError> {
 }
 
 /// Loads the session named by `Mcp-Session-Id` (sliding its TTL). Missing header: 400. Unknown,
-/// expired, malformed or owned by someone else: 404, indistinguishable on purpose.
+/// expired, malformed, owned by someone else or opened in another partition: 404,
+/// indistinguishable on purpose.
 pub async fn load_session(
     state: &HttpState,
     headers: &HeaderMap,
     principal: &Principal,
+    partition: &PartitionKey,
 ) -> Result<SessionRecord, HttpError> {
     let raw = header_str(headers, SESSION_HEADER)
         .ok_or_else(|| HttpError::bad_request("Mcp-Session-Id header is required"))?;
-    find_session(state, raw, principal).await
+    find_session(state, raw, principal, partition).await
 }
 
 pub async fn find_session(
     state: &HttpState,
     raw: &str,
     principal: &Principal,
+    partition: &PartitionKey,
 ) -> Result<SessionRecord, HttpError> {
     let id = SessionId::parse(raw).ok_or_else(HttpError::session_not_found)?;
     match state.engine.backends.sessions.get(&id).await? {
-        Some(s) if s.subject == principal.subject => Ok(s),
+        Some(s) if s.subject == principal.subject && s.partition == *partition => Ok(s),
         _ => Err(HttpError::session_not_found()),
     }
 }
@@ -168,9 +173,6 @@ pub fn accepted() -> Response {
     StatusCode::ACCEPTED.into_response()
 }
 
-/// Endpoint ids in URL paths (`/{endpoint_id}/mcp`): the partition key's rule.
-pub use crate::protocol::partition::valid_endpoint_id;
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -189,13 +191,5 @@ mod tests {
         assert!(!accepts(&h, "application/json"));
         h.insert(header::ACCEPT, HeaderValue::from_static("*/*"));
         assert!(accepts(&h, "application/json"));
-    }
-
-    #[test]
-    fn endpoint_ids() {
-        assert!(valid_endpoint_id("team-a_1"));
-        assert!(!valid_endpoint_id(""));
-        assert!(!valid_endpoint_id("a.b"));
-        assert!(!valid_endpoint_id(&"x".repeat(65)));
     }
 }

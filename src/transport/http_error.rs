@@ -36,6 +36,16 @@ impl HttpError {
             Ok(_) => Self::new(status, codes::SERVER_ERROR, "Bad Request"),
         }
     }
+    /// A JSON-RPC error the engine answered before the request could run (its message is
+    /// already safe to show).
+    pub fn rpc(status: StatusCode, error: RpcError) -> Self {
+        Self {
+            status,
+            error,
+            id: None,
+            challenge: None,
+        }
+    }
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(
             StatusCode::BAD_REQUEST,

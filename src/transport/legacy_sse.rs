@@ -20,8 +20,8 @@ use super::sse::{self, SseOptions};
 use crate::auth::Principal;
 use crate::auth::http::guard::check_tool_scopes;
 use crate::engine::Engine;
-use crate::protocol::jsonrpc;
 use crate::protocol::{Message, Request, Response as RpcResponse};
+use crate::protocol::{PartitionKey, jsonrpc};
 use crate::state::{EventLog, ReplayFrom, SessionId, SessionRecord, StreamKey, TransportKind};
 
 /// Ends the session when the SSE connection goes away.
@@ -46,26 +46,36 @@ impl Drop for SessionGuard {
     }
 }
 
-/// `GET /sse` (or `/{endpoint_id}/sse`); `prefix` is `""` or `/{endpoint_id}`.
+/// `GET /sse` (or `/{endpoint_id}/sse`): a session of the path's partition.
 pub async fn sse_get(
-    state: HttpState,
-    principal: Principal,
+    State(state): State<HttpState>,
+    Extension(principal): Extension<Principal>,
+    Extension(partition): Extension<PartitionKey>,
+    OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
-    prefix: String,
 ) -> Result<Response, HttpError> {
     if !accepts(&headers, "text/event-stream") {
         return Err(not_acceptable("text/event-stream"));
     }
+    // `""` or `/{endpoint_id}`: the messages endpoint sits beside this one.
+    let prefix = uri
+        .path()
+        .trim_end_matches('/')
+        .strip_suffix("/sse")
+        .unwrap_or_default()
+        .to_string();
     let engine = &state.engine;
     let session = engine
-        .open_session(&principal, TransportKind::LegacySse, None)
+        .open_session(&principal, &partition, TransportKind::LegacySse, None)
         .await?;
     let guard = SessionGuard {
         engine: engine.clone(),
         session: session.id.clone(),
     };
     let key = StreamKey::new(&session.id, StreamKey::LEGACY_SSE_STREAM);
-    engine.ensure_notification_pump(key.clone()).await?;
+    engine
+        .ensure_notification_pump(key.clone(), partition)
+        .await?;
     let events = engine
         .backends
         .events
@@ -108,6 +118,7 @@ pub struct SessionQuery {
 pub async fn messages_post(
     State(state): State<HttpState>,
     Extension(principal): Extension<Principal>,
+    Extension(partition): Extension<PartitionKey>,
     Query(q): Query<SessionQuery>,
     OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
@@ -120,7 +131,7 @@ pub async fn messages_post(
     if SessionId::parse(&raw).is_none() {
         return Err(HttpError::bad_request("session_id is not valid"));
     }
-    let session = find_session(&state, &raw, &principal).await?;
+    let session = find_session(&state, &raw, &principal, &partition).await?;
     if session.transport != TransportKind::LegacySse {
         return Err(HttpError::session_not_found());
     }
@@ -129,13 +140,14 @@ pub async fn messages_post(
     let message = jsonrpc::parse_single(&bytes, state.settings.max_json_depth)
         .map_err(|e| HttpError::from_rpc(StatusCode::BAD_REQUEST, e))?;
     if let Message::Request(req) = &message {
-        check_tool_scopes(&state, &principal, &headers, uri.path(), req)?;
+        check_tool_scopes(&state, &principal, &partition, &headers, uri.path(), req).await?;
     }
     let engine = state.engine.clone();
     let key = StreamKey::new(&session.id, StreamKey::LEGACY_SSE_STREAM);
     match message {
         Message::Request(req) if req.method == "initialize" => {
-            let answer = match engine.negotiate(req.params.as_ref().unwrap_or(&Value::Null)) {
+            let params = req.params.as_ref().unwrap_or(&Value::Null);
+            let answer = match engine.negotiate(&partition, params).await {
                 Ok(n) => {
                     engine
                         .backends

@@ -13,11 +13,12 @@ use super::http_error::HttpError;
 use crate::auth::Principal;
 use crate::auth::http::guard::check_tool_scopes;
 use crate::engine::Call;
-use crate::protocol::{Message, jsonrpc};
+use crate::protocol::{Message, PartitionKey, jsonrpc};
 
 pub async fn http_post(
     State(state): State<HttpState>,
     Extension(principal): Extension<Principal>,
+    Extension(partition): Extension<PartitionKey>,
     OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
     body: Body,
@@ -28,8 +29,8 @@ pub async fn http_post(
         .map_err(|e| HttpError::from_rpc(StatusCode::BAD_REQUEST, e))?;
     match message {
         Message::Request(req) => {
-            check_tool_scopes(&state, &principal, &headers, uri.path(), &req)?;
-            let call = Call::legacy(principal, None, None);
+            check_tool_scopes(&state, &principal, &partition, &headers, uri.path(), &req).await?;
+            let call = Call::legacy(principal, partition, None, None);
             match state.engine.handle_request(call, req).await {
                 Some(resp) => Ok(json_response(&resp.to_value(), None)),
                 None => Ok(accepted()),

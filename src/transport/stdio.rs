@@ -12,6 +12,7 @@ use tokio_util::codec::{FramedRead, LinesCodec, LinesCodecError};
 
 use crate::auth::Principal;
 use crate::engine::{Engine, OpenSessionError};
+use crate::protocol::PartitionKey;
 use crate::protocol::{Message, Request, Response, RpcError, jsonrpc};
 use crate::state::{SessionRecord, TransportKind};
 
@@ -120,12 +121,16 @@ async fn initialize(
             RpcError::invalid_request("Invalid Request: already initialized"),
         );
     }
-    let n = match engine.negotiate(req.params.as_ref().unwrap_or(&Value::Null)) {
+    let partition = PartitionKey::default();
+    let n = match engine
+        .negotiate(&partition, req.params.as_ref().unwrap_or(&Value::Null))
+        .await
+    {
         Ok(n) => n,
         Err(e) => return Response::err(Some(req.id.clone()), e),
     };
     let record = match engine
-        .open_session(principal, TransportKind::Stdio, Some(&n))
+        .open_session(principal, &partition, TransportKind::Stdio, Some(&n))
         .await
     {
         Ok(r) => r,
@@ -135,7 +140,10 @@ async fn initialize(
         }
     };
     // Server-initiated notifications (list changes, resource updates) go straight to stdout.
-    match engine.session_notifications(record.id.clone()).await {
+    match engine
+        .session_notifications(record.id.clone(), partition)
+        .await
+    {
         Ok(mut notes) => {
             let out = out.clone();
             *notifier = Some(tokio::spawn(async move {

@@ -35,7 +35,13 @@ async fn tools_list_paginates_with_opaque_cursors() {
             break;
         }
     }
-    let all = s.engine.catalog().tools.len();
+    let all = s
+        .engine
+        .catalog(&Default::default())
+        .await
+        .unwrap()
+        .tools
+        .len();
     assert_eq!(names.len(), all);
     assert!(names.contains(&"hello".to_string()) && names.contains(&"testkit_sleep".to_string()));
 }

@@ -29,6 +29,7 @@ mod lifecycle;
 mod limits;
 mod memory;
 mod modern;
+mod partitions;
 mod plain_http;
 mod python;
 mod python_support;

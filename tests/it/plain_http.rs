@@ -70,11 +70,20 @@ async fn session_only_features_fail_clearly() {
     )
     .await;
     assert_eq!(st, 202);
-    let (st, _) = rpc(
+    // An endpoint id the partition rules refuse: 400 with the reason (the original's
+    // "Invalid endpoint_id"), not a 404 that reads like a missing route.
+    let (st, v) = rpc(
         &s,
         "/bad.id/http",
         json!({"jsonrpc": "2.0", "id": 1, "method": "ping"}),
     )
     .await;
-    assert_eq!(st, 404);
+    assert_eq!(st, 400);
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("invalid endpoint id"),
+        "{v}"
+    );
 }

@@ -197,7 +197,7 @@ impl Peer for RecPeer {
         true
     }
     async fn resource_updated(&self, _uri: &str) {}
-    async fn list_changed(&self, _list: &str) {}
+    async fn list_changed(&self, _list: mcp_daemon::runtime::List) {}
     async fn notify_session(&self, _method: &str, _params: Value) {}
 }
 

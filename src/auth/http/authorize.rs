@@ -66,7 +66,14 @@ pub async fn authorize_get(
             .into_owned()
             .collect();
     let iss = issuer(&state, &headers);
-    let (req, _client) = match validate(auth, &params, &iss, &scopes_supported(&state)).await {
+    let (req, _client) = match validate(
+        auth,
+        &params,
+        &iss,
+        &scopes_supported(&state, &Default::default()).await,
+    )
+    .await
+    {
         Ok(v) => v,
         Err(e) => return refuse(e, &iss),
     };

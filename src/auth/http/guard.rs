@@ -1,5 +1,6 @@
-//! The resource server: every request to an MCP endpoint (`/mcp`, `/sse`, `/messages`,
-//! `/http`, with or without an endpoint id) must carry `Authorization: Bearer` with a token
+//! The resource server: every request to an MCP or admin endpoint (`/mcp`, `/sse`,
+//! `/messages`, `/http`, the admin paths, with or without an endpoint id; the layout is
+//! `protocol::endpoint`'s) must carry `Authorization: Bearer` with a token
 //! issued by us for this resource (or by the configured Cognito pool), not expired, not
 //! revoked, with the base scope. Anything else is a 401 whose `WWW-Authenticate` points at the
 //! protected resource metadata, or a 403 naming the scopes needed.
@@ -15,27 +16,9 @@ use crate::auth::keys::same;
 use crate::auth::scope::{self, BASE_SCOPE};
 use crate::auth::token::{self, TokenError};
 use crate::auth::{AuthProvider, Principal};
+use crate::protocol::{PartitionKey, PathKind};
 use crate::transport::HttpState;
 use crate::transport::http_error::HttpError;
-
-/// The MCP endpoint a path belongs to, as the resource path its tokens are for
-/// (`/x/messages` belongs to `/x/sse`). `None`: not an MCP endpoint (public).
-pub fn resource_path(path: &str) -> Option<String> {
-    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-    // Decided by the last segment alone: whatever precedes `mcp`, that path is protected
-    // (the app's guard separately answers 404 for prefixes that are not endpoint ids).
-    let (prefix, last) = match segments.as_slice() {
-        [last] => (String::new(), *last),
-        [id, last] => (format!("/{id}"), *last),
-        _ => return None,
-    };
-    let endpoint = match last {
-        "mcp" | "sse" | "http" => last,
-        "messages" => "sse",
-        _ => return None,
-    };
-    Some(format!("{prefix}/{endpoint}"))
-}
 
 /// Attaches the caller's `Principal`, refusing MCP requests that are not authenticated.
 pub async fn authenticate(
@@ -43,7 +26,7 @@ pub async fn authenticate(
     mut req: Request,
     next: Next,
 ) -> Response {
-    let resource = resource_path(req.uri().path());
+    let resource = PathKind::of(req.uri().path()).resource();
     if !state.auth.enabled() {
         req.extensions_mut().insert(Principal::anonymous());
         return next.run(req).await;
@@ -259,7 +242,9 @@ impl Challenge {
 /// The challenge for a request to `path` (for the 403 of a tool call).
 pub fn challenge_for(state: &HttpState, headers: &HeaderMap, path: &str) -> Challenge {
     let base = issuer(state, headers);
-    let resource = resource_path(path).unwrap_or_else(|| "/mcp".into());
+    let resource = PathKind::of(path)
+        .resource()
+        .unwrap_or_else(|| "/mcp".into());
     Challenge {
         metadata: format!("{base}/.well-known/oauth-protected-resource{resource}"),
     }
@@ -267,9 +252,10 @@ pub fn challenge_for(state: &HttpState, headers: &HeaderMap, path: &str) -> Chal
 
 /// 403 for a `tools/call` whose tool needs scopes the token lacks, naming all of them so the
 /// client can ask for them in one step-up (spec §Scope Challenge Handling).
-pub fn check_tool_scopes(
+pub async fn check_tool_scopes(
     state: &HttpState,
     principal: &Principal,
+    partition: &PartitionKey,
     headers: &HeaderMap,
     path: &str,
     req: &crate::protocol::Request,
@@ -277,7 +263,11 @@ pub fn check_tool_scopes(
     if !principal.authenticated || req.method != "tools/call" {
         return Ok(());
     }
-    let catalog = state.engine.catalog();
+    let catalog = state
+        .engine
+        .catalog(partition)
+        .await
+        .map_err(|e| HttpError::rpc(StatusCode::INTERNAL_SERVER_ERROR, e))?;
     match crate::engine::tools::scope_challenge(&catalog, principal, req) {
         None => Ok(()),
         Some(needed) => {
@@ -297,33 +287,5 @@ pub fn describe(p: AuthProvider) -> &'static str {
         AuthProvider::Cognito => {
             "Cognito tokens, built-in OAuth 2.1 authorization server signing in through Cognito"
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn mcp_paths_name_their_resource() {
-        assert_eq!(resource_path("/mcp").as_deref(), Some("/mcp"));
-        assert_eq!(resource_path("/team/mcp").as_deref(), Some("/team/mcp"));
-        assert_eq!(resource_path("/messages/").as_deref(), Some("/sse"));
-        assert_eq!(
-            resource_path("/team/messages").as_deref(),
-            Some("/team/sse")
-        );
-        assert_eq!(resource_path("/http").as_deref(), Some("/http"));
-        assert_eq!(
-            resource_path("/.well-known/mcp").as_deref(),
-            Some("/.well-known/mcp"),
-            "any prefix before an MCP endpoint is protected"
-        );
-        assert_eq!(resource_path("/health"), None);
-        assert_eq!(
-            resource_path("/.well-known/oauth-protected-resource/mcp"),
-            None
-        );
-        assert_eq!(resource_path("/token"), None);
     }
 }

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::{issuer, scopes_supported};
-use crate::auth::oauth::authorize::is_resource_path;
+use crate::protocol::{PartitionKey, PathKind};
 use crate::transport::HttpState;
 
 /// `/.well-known/oauth-protected-resource`: the origin as the resource.
@@ -17,7 +17,7 @@ pub async fn protected_resource_root(
     headers: HeaderMap,
 ) -> Response {
     let base = issuer(&state, &headers);
-    prm(&state, &base, base.clone())
+    prm(&state, &base, base.clone(), &PartitionKey::default()).await
 }
 
 /// `/.well-known/oauth-protected-resource/<path>`: `resource` is exactly `<base>/<path>`
@@ -28,21 +28,27 @@ pub async fn protected_resource_path(
     headers: HeaderMap,
 ) -> Response {
     let path = format!("/{}", path.trim_end_matches('/'));
-    if !is_resource_path(&path) {
+    let kind = PathKind::of(&path);
+    let Some(Ok(partition)) = kind.partition(None).filter(|_| kind.is_resource()) else {
         return StatusCode::NOT_FOUND.into_response();
-    }
+    };
     let base = issuer(&state, &headers);
-    prm(&state, &base, format!("{base}{path}"))
+    prm(&state, &base, format!("{base}{path}"), &partition).await
 }
 
-fn prm(state: &HttpState, base: &str, resource: String) -> Response {
+async fn prm(
+    state: &HttpState,
+    base: &str,
+    resource: String,
+    partition: &PartitionKey,
+) -> Response {
     if !state.auth.enabled() {
         return StatusCode::NOT_FOUND.into_response();
     }
     Json(json!({
         "resource": resource,
         "authorization_servers": [base],
-        "scopes_supported": scopes_supported(state),
+        "scopes_supported": scopes_supported(state, partition).await,
         "bearer_methods_supported": ["header"],
         "resource_name": "mcp-daemon",
     }))
@@ -61,7 +67,7 @@ pub async fn authorization_server(State(state): State<HttpState>, headers: Heade
         "token_endpoint": format!("{base}/token"),
         "registration_endpoint": format!("{base}/register"),
         "revocation_endpoint": format!("{base}/revoke"),
-        "scopes_supported": scopes_supported(&state),
+        "scopes_supported": scopes_supported(&state, &PartitionKey::default()).await,
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
         "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],

@@ -21,6 +21,7 @@ use axum::http::{HeaderMap, header};
 use axum::routing::{get, post};
 
 use crate::auth::scope::BASE_SCOPE;
+use crate::protocol::PartitionKey;
 use crate::transport::HttpState;
 
 /// The routes of the authorization server and the metadata documents (all public).
@@ -67,10 +68,14 @@ pub fn issuer(state: &HttpState, headers: &HeaderMap) -> String {
     format!("http://{host}")
 }
 
-/// `scopes_supported`: the base scope and every scope a tool asks for.
-pub fn scopes_supported(state: &HttpState) -> Vec<String> {
+/// `scopes_supported`: the base scope and every scope a tool of `partition` asks for (the
+/// authorization server's own metadata names the default partition's).
+pub async fn scopes_supported(state: &HttpState, partition: &PartitionKey) -> Vec<String> {
     let mut out = vec![BASE_SCOPE.to_string()];
-    for t in &state.engine.catalog().tools {
+    let Ok(catalog) = state.engine.catalog(partition).await else {
+        return out;
+    };
+    for t in &catalog.tools {
         for s in &t.access.scopes {
             if !out.contains(s) {
                 out.push(s.clone());

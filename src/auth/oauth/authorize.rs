@@ -13,6 +13,7 @@ use url::Url;
 use super::clients::Client;
 use super::{AuthServer, OAuthError};
 use crate::auth::scope::{self, BASE_SCOPE};
+use crate::protocol::PathKind;
 
 /// A validated authorization request, sealed into the login and consent pages.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,18 +57,9 @@ pub fn canonical_resource(raw: &str, issuer: &str) -> Option<String> {
     if path.is_empty() {
         return Some(origin);
     }
-    is_resource_path(path).then(|| format!("{origin}{path}"))
-}
-
-/// `/mcp`, `/sse`, `/http`, optionally under one endpoint id segment.
-pub fn is_resource_path(path: &str) -> bool {
-    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    let last = |s: &str| matches!(s, "mcp" | "sse" | "http");
-    match segments.as_slice() {
-        [one] => last(one),
-        [id, one] => crate::transport::http::valid_endpoint_id(id) && last(one),
-        _ => false,
-    }
+    PathKind::of(path)
+        .is_resource()
+        .then(|| format!("{origin}{path}"))
 }
 
 /// The scopes granted for a request: the known ones among those asked for, always with the

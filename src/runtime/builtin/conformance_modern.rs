@@ -244,12 +244,12 @@ pub async fn logging_tool(ctx: Arc<Ctx>, _: Value) -> Result<Output, FunctionErr
 }
 
 pub async fn trigger_tool_change(ctx: Arc<Ctx>, _: Value) -> Result<Output, FunctionError> {
-    ctx.list_changed("tools").await;
+    ctx.list_changed(crate::runtime::List::Tools).await;
     Ok(Output::Text("Mutation triggered".into()))
 }
 
 pub async fn trigger_prompt_change(ctx: Arc<Ctx>, _: Value) -> Result<Output, FunctionError> {
-    ctx.list_changed("prompts").await;
+    ctx.list_changed(crate::runtime::List::Prompts).await;
     Ok(Output::Text("Mutation triggered".into()))
 }
 

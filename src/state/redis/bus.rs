@@ -40,7 +40,9 @@ impl Bus for RedisBus {
             .filter_map(|note| async move {
                 match note {
                     Note::Message(text) => serde_json::from_str(&text).ok(),
-                    Note::Resync => None, // at most once: what was missed is gone
+                    // At most once: what was missed is gone, but readers that cache what the
+                    // bus announces (catalogs) must know to reload.
+                    Note::Resync => Some(serde_json::json!({"type": crate::state::BUS_RESYNC})),
                 }
             })
             .boxed())

@@ -253,6 +253,9 @@ async fn drive(
     mut commands: mpsc::UnboundedReceiver<Command>,
 ) {
     let mut backoff = RECONNECT_MIN;
+    // Readers hear `Resync` only when a connection they may have missed messages on ended;
+    // on the first one nothing was missed.
+    let mut reconnect = false;
     for attempt in 0usize.. {
         let Some(hub) = inner.upgrade() else { return };
         let timeout = hub.timeout;
@@ -260,12 +263,13 @@ async fn drive(
         if let Some(pubsub) = connect_any(&endpoints, attempt, timeout).await {
             backoff = RECONNECT_MIN;
             let (mut sink, mut messages) = pubsub.split();
-            if serve(&inner, &mut sink, &mut messages, &mut commands)
+            if serve(&inner, &mut sink, &mut messages, &mut commands, reconnect)
                 .await
                 .is_none()
             {
                 return;
             }
+            reconnect = true;
             tracing::warn!("Redis pub/sub connection lost; reconnecting");
         }
         if let Some(hub) = inner.upgrade() {
@@ -309,6 +313,7 @@ async fn serve(
     sink: &mut redis::aio::PubSubSink,
     messages: &mut redis::aio::PubSubStream,
     commands: &mut mpsc::UnboundedReceiver<Command>,
+    reconnect: bool,
 ) -> Option<()> {
     let names: Vec<String> = inner.upgrade()?.channels.lock().keys().cloned().collect();
     if !names.is_empty() && sink.subscribe(&names).await.is_err() {
@@ -317,7 +322,9 @@ async fn serve(
     if let Some(hub) = inner.upgrade() {
         for entry in hub.channels.lock().values() {
             entry.ready.send_replace(true);
-            let _ = entry.tx.send(Note::Resync);
+            if reconnect {
+                let _ = entry.tx.send(Note::Resync);
+            }
         }
     }
     loop {

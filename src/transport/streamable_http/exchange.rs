@@ -36,6 +36,7 @@ pub async fn run(
         let engine = state.engine.clone();
         let call = Call::legacy(
             principal.clone(),
+            session.partition.clone(),
             Some(session.clone()),
             Some(out_tx.clone()),
         );

@@ -9,6 +9,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 
 use crate::auth::Principal;
+use crate::protocol::PartitionKey;
 use crate::protocol::codes;
 use crate::state::{ReplayFrom, StreamKey};
 use crate::transport::HttpState;
@@ -22,13 +23,14 @@ use crate::transport::sse::{self, SseOptions};
 pub async fn mcp_get(
     State(state): State<HttpState>,
     Extension(principal): Extension<Principal>,
+    Extension(partition): Extension<PartitionKey>,
     headers: HeaderMap,
 ) -> Result<Response, HttpError> {
     if !accepts(&headers, "text/event-stream") {
         return Err(not_acceptable("text/event-stream"));
     }
     refuse_stateless(&headers)?;
-    let session = load_session(&state, &headers, &principal).await?;
+    let session = load_session(&state, &headers, &principal, &partition).await?;
     check_version_header(&headers, &session)?;
     let events = &state.engine.backends.events;
     let opts = SseOptions {
@@ -70,7 +72,10 @@ pub async fn mcp_get(
         )
     })?;
     let key = StreamKey::new(&session.id, StreamKey::GET_STREAM);
-    state.engine.ensure_notification_pump(key.clone()).await?;
+    state
+        .engine
+        .ensure_notification_pump(key.clone(), session.partition.clone())
+        .await?;
     let from = match resume {
         Some((_, seq)) => ReplayFrom::After(seq),
         None => ReplayFrom::Live,

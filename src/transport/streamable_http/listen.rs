@@ -1,5 +1,6 @@
 //! `subscriptions/listen` (MCP 2026-07-28 basic/patterns/subscriptions): a long-lived SSE
-//! response fed from the bus, so a change made through any node reaches every listener.
+//! response fed from the bus, so a change made through any node reaches every listener of the
+//! request's partition (and no other).
 
 use std::convert::Infallible;
 
@@ -8,15 +9,22 @@ use axum::response::Response;
 use futures::StreamExt;
 use serde_json::{Value, json};
 
+use crate::catalog::CatalogChanges;
+use crate::engine::list_notifications;
 use crate::engine::modern::META_SUBSCRIPTION_ID;
-use crate::protocol::Request;
+use crate::engine::topics::CatalogEvent;
+use crate::protocol::{PartitionKey, Request};
 use crate::transport::HttpState;
 use crate::transport::http_error::HttpError;
 use crate::transport::sse;
 
 /// `subscriptions/listen`: acknowledges at once, then sends the catalog notifications the
 /// client asked for, each tagged with the subscription id (the listen request's id).
-pub async fn listen(state: &HttpState, req: &Request) -> Result<Response, HttpError> {
+pub async fn listen(
+    state: &HttpState,
+    partition: &PartitionKey,
+    req: &Request,
+) -> Result<Response, HttpError> {
     let filter = req
         .params
         .as_ref()
@@ -62,23 +70,34 @@ pub async fn listen(state: &HttpState, req: &Request) -> Result<Response, HttpEr
     );
     // Subscribe before answering, so nothing published after the ack is missed.
     let events = state.engine.catalog_events();
-    let notes = events.filter_map(move |event| {
-        let method = match event.get("type").and_then(Value::as_str) {
-            Some("tools_changed") if tools => Some("notifications/tools/list_changed"),
-            Some("prompts_changed") if prompts => Some("notifications/prompts/list_changed"),
-            Some("resources_changed") if resources => Some("notifications/resources/list_changed"),
-            Some("resource_updated") => {
-                let uri = event.get("uri").and_then(Value::as_str).unwrap_or_default();
-                if uris.iter().any(|u| u == uri) {
-                    let note = json!({"jsonrpc": "2.0", "method": "notifications/resources/updated", "params": {"uri": uri}});
-                    return futures::future::ready(Some(tag(note)));
+    let partition = partition.clone();
+    let notes = events
+        .filter_map(move |event| {
+            let notes: Vec<Value> = match event {
+                CatalogEvent::ListsChanged {
+                    partition: p,
+                    lists,
+                } if p == partition => {
+                    let wanted = CatalogChanges {
+                        tools: lists.tools && tools,
+                        resources: lists.resources && resources,
+                        prompts: lists.prompts && prompts,
+                    };
+                    list_notifications(&wanted)
+                        .map(|m| tag(json!({"jsonrpc": "2.0", "method": m, "params": {}})))
+                        .collect()
                 }
-                None
-            }
-            _ => None,
-        };
-        futures::future::ready(method.map(|m| tag(json!({"jsonrpc": "2.0", "method": m, "params": {}}))))
-    });
+                CatalogEvent::ResourceUpdated { partition: p, uri }
+                    if p == partition && uris.contains(&uri) =>
+                {
+                    vec![tag(json!({"jsonrpc": "2.0",
+                        "method": "notifications/resources/updated", "params": {"uri": uri}}))]
+                }
+                _ => Vec::new(),
+            };
+            futures::future::ready(Some(futures::stream::iter(notes)))
+        })
+        .flatten();
     let keepalive = state.settings.sse_keepalive;
     let frames = futures::stream::once(futures::future::ready(ack))
         .chain(notes)

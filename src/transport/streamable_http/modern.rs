@@ -17,9 +17,10 @@ use tokio::sync::mpsc;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use crate::auth::Principal;
+use crate::catalog::Catalog;
 use crate::engine::modern::{self, ModernMeta};
 use crate::engine::{Call, Outgoing};
-use crate::protocol::{Message, Request, Response as RpcResponse, RpcError, codes};
+use crate::protocol::{Message, PartitionKey, Request, Response as RpcResponse, RpcError, codes};
 use crate::transport::HttpState;
 use crate::transport::http::{VERSION_HEADER, accepted, header_str, json_response};
 use crate::transport::http_error::HttpError;
@@ -75,6 +76,7 @@ fn decode_header(raw: &str) -> Result<String, ()> {
 pub async fn handle(
     state: &HttpState,
     principal: Principal,
+    partition: PartitionKey,
     headers: &HeaderMap,
     message: Message,
 ) -> Result<Response, HttpError> {
@@ -88,7 +90,12 @@ pub async fn handle(
             ));
         }
     };
-    let meta = check(state, headers, &req)?;
+    let catalog = state
+        .engine
+        .catalog(&partition)
+        .await
+        .map_err(|e| rpc_error(StatusCode::INTERNAL_SERVER_ERROR, &req, e))?;
+    let meta = check(&catalog, headers, &req)?;
     if !modern::serves(&req.method) {
         return Err(rpc_error(
             StatusCode::NOT_FOUND,
@@ -97,14 +104,14 @@ pub async fn handle(
         ));
     }
     if req.method == "subscriptions/listen" {
-        return super::listen::listen(state, &req).await;
+        return super::listen::listen(state, &partition, &req).await;
     }
-    run(state, principal, meta, req).await
+    run(state, principal, partition, meta, req).await
 }
 
 /// Validates `_meta` and the headers against the body, in the order the spec's errors need:
 /// missing `_meta` (-32602), header/body disagreement (-32020), unsupported version (-32022).
-fn check(state: &HttpState, headers: &HeaderMap, req: &Request) -> Result<ModernMeta, HttpError> {
+fn check(catalog: &Catalog, headers: &HeaderMap, req: &Request) -> Result<ModernMeta, HttpError> {
     let params = req.params.as_ref();
     let meta_version =
         modern::declared_version(params).map_err(|e| rpc_error(StatusCode::BAD_REQUEST, req, e))?;
@@ -177,14 +184,14 @@ fn check(state: &HttpState, headers: &HeaderMap, req: &Request) -> Result<Modern
         }
     }
     if req.method == "tools/call" {
-        check_param_headers(state, headers, req)?;
+        check_param_headers(catalog, headers, req)?;
     }
     Ok(meta)
 }
 
 /// Tool parameters marked `x-mcp-header: H` travel also as `Mcp-Param-H`; the two must agree.
 fn check_param_headers(
-    state: &HttpState,
+    catalog: &Catalog,
     headers: &HeaderMap,
     req: &Request,
 ) -> Result<(), HttpError> {
@@ -192,7 +199,6 @@ fn check_param_headers(
     let Some(name) = params.and_then(|p| p.get("name")).and_then(Value::as_str) else {
         return Ok(());
     };
-    let catalog = state.engine.catalog();
     let Some(tool) = catalog.tool(name) else {
         return Ok(());
     };
@@ -258,6 +264,7 @@ fn check_param_headers(
 async fn run(
     state: &HttpState,
     principal: Principal,
+    partition: PartitionKey,
     meta: ModernMeta,
     req: Request,
 ) -> Result<Response, HttpError> {
@@ -266,6 +273,7 @@ async fn run(
     let (out_tx, mut out_rx) = mpsc::channel::<Outgoing>(64);
     let call = Call {
         principal,
+        partition,
         session: None,
         out: Some(out_tx),
         modern: Some(meta),

@@ -11,7 +11,7 @@ use super::{exchange, modern};
 use crate::auth::Principal;
 use crate::auth::http::guard::check_tool_scopes;
 use crate::protocol::jsonrpc::{self, Incoming};
-use crate::protocol::{Message, Request, Response as RpcResponse};
+use crate::protocol::{Message, PartitionKey, Request, Response as RpcResponse};
 use crate::state::TransportKind;
 use crate::transport::HttpState;
 use crate::transport::http::{
@@ -23,6 +23,7 @@ use crate::transport::http_error::HttpError;
 pub async fn mcp_post(
     State(state): State<HttpState>,
     Extension(principal): Extension<Principal>,
+    Extension(partition): Extension<PartitionKey>,
     OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
     body: Body,
@@ -42,12 +43,13 @@ pub async fn mcp_post(
     let sessionless = header_str(&headers, SESSION_HEADER).is_none();
     match &incoming {
         Incoming::Single(Message::Request(r)) => {
-            check_tool_scopes(&state, &principal, &headers, uri.path(), r)?;
+            check_tool_scopes(&state, &principal, &partition, &headers, uri.path(), r).await?;
         }
         Incoming::Batch(items) => {
             for r in items.iter().flatten() {
                 if let Message::Request(r) = r {
-                    check_tool_scopes(&state, &principal, &headers, uri.path(), r)?;
+                    check_tool_scopes(&state, &principal, &partition, &headers, uri.path(), r)
+                        .await?;
                 }
             }
         }
@@ -55,17 +57,17 @@ pub async fn mcp_post(
     }
     let incoming = match incoming {
         Incoming::Single(message) if sessionless && modern::is_modern(&headers, &message) => {
-            return modern::handle(&state, principal, &headers, message).await;
+            return modern::handle(&state, principal, partition, &headers, message).await;
         }
         other => other,
     };
     if let Incoming::Single(Message::Request(req)) = &incoming
         && req.method == "initialize"
     {
-        return initialize(&state, &principal, req).await;
+        return initialize(&state, &principal, &partition, req).await;
     }
 
-    let session = match load_session(&state, &headers, &principal).await {
+    let session = match load_session(&state, &headers, &principal, &partition).await {
         Ok(s) => s,
         Err(mut e) => {
             // The error answers a request we could read: say which one.
@@ -115,11 +117,12 @@ pub async fn mcp_post(
 async fn initialize(
     state: &HttpState,
     principal: &Principal,
+    partition: &PartitionKey,
     req: &Request,
 ) -> Result<Response, HttpError> {
     let engine = &state.engine;
-    let negotiated = match engine.negotiate(req.params.as_ref().unwrap_or(&serde_json::Value::Null))
-    {
+    let params = req.params.as_ref().unwrap_or(&serde_json::Value::Null);
+    let negotiated = match engine.negotiate(partition, params).await {
         Ok(n) => n,
         Err(e) => {
             return Ok(json_response(
@@ -129,7 +132,12 @@ async fn initialize(
         }
     };
     let session = engine
-        .open_session(principal, TransportKind::StreamableHttp, Some(&negotiated))
+        .open_session(
+            principal,
+            partition,
+            TransportKind::StreamableHttp,
+            Some(&negotiated),
+        )
         .await
         .map_err(|e| HttpError {
             id: Some(req.id.clone()),
